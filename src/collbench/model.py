@@ -1,0 +1,303 @@
+"""``collbench.estimate`` and ``collbench.sweep``: the cost model as a table."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import plans as _plans
+from .algorithms import COLLECTIVES, check_algorithm, check_collective, for_collective
+from .schema import SCHEMA_COLUMNS, finish_frame
+from .sizes import check_sizes
+from .system import System, load_system
+
+try:
+    from . import _kernels
+except ImportError as exc:  # pragma: no cover - only when the extension was not built
+    raise ImportError("collbench's Cython extension is not built; install the package "
+                      "(pip install .) to compile it") from exc
+
+
+def check_nranks(system: System, nranks) -> int:
+    if nranks is None:
+        return system.max_ranks
+    if isinstance(nranks, bool) or not isinstance(nranks, (int, np.integer)) and not (
+            isinstance(nranks, float) and nranks.is_integer()):
+        raise ValueError(f"nranks must be a whole number from 1 to {system.max_ranks:,}; got {nranks!r}")
+    nranks = int(nranks)
+    if not 1 <= nranks <= system.max_ranks:
+        raise ValueError(f"nranks={nranks} is outside 1..{system.max_ranks:,} for {system.name}")
+    return nranks
+
+
+def _algorithm_list(algorithm, collective):
+    if isinstance(algorithm, str):
+        names = [a.strip() for a in algorithm.split(",") if a.strip()]
+    else:
+        names = list(algorithm)
+    if not names:
+        raise ValueError("no algorithm given; valid: " + ", ".join(for_collective(collective) + ["auto", "all"]))
+    out = []
+    for a in names:
+        if a == "all":
+            out += [x for x in for_collective(collective) if x not in out]
+            continue
+        check_algorithm(a, collective)
+        if a not in out:
+            out.append(a)
+    return out
+
+
+def candidates(system: System, nranks: int, collective: str, library_only: bool) -> list:
+    """Algorithms ``auto`` chooses among: the system library's, or every applicable one."""
+    algos = for_collective(collective)
+    if library_only:
+        lib = [a for a in algos if a in system.library_algorithms]
+        algos = lib or algos
+    return algos
+
+
+class Compiled:
+    """Plans of one (system, ranks, collective) packed for the kernel."""
+
+    def __init__(self, system: System, nranks: int, collective: str, algorithms, library_only=True):
+        self.system, self.nranks, self.collective = system, nranks, collective
+        allowed = set(system.library_algorithms) if library_only else set(for_collective(collective))
+        self.groups = []       # (requested name, [plan indices])
+        self.plans = []
+        cache = {}
+        for name in algorithms:
+            if name == "auto":
+                members = []
+                for a in candidates(system, nranks, collective, library_only):
+                    try:
+                        idx = self._plans_for(a, allowed, cache)
+                    except _plans.NotApplicable:
+                        continue
+                    members += idx
+                if not members:
+                    raise ValueError(f"no algorithm applies to {collective} on {system.name} with "
+                                     f"{nranks} ranks")
+                self.groups.append(("auto", members))
+            else:
+                try:
+                    self.groups.append((name, self._plans_for(name, allowed, cache)))
+                except _plans.NotApplicable as exc:
+                    ok = [a for a in for_collective(collective) if self._applies(a, allowed)]
+                    raise ValueError(f"algorithm {name!r} does not fit {system.name} with {nranks} "
+                                     f"ranks: {exc}; applicable: {', '.join(ok)}") from None
+        self._pack()
+
+    def _applies(self, a, allowed):
+        try:
+            _plans.build(self.system, self.nranks, self.collective, a, allowed)
+            return True
+        except _plans.NotApplicable:
+            return False
+
+    def _plans_for(self, name, allowed, cache):
+        if name not in cache:
+            pls = _plans.build(self.system, self.nranks, self.collective, name,
+                               allowed if name != "hier" else allowed | {"ring"})
+            cache[name] = list(range(len(self.plans), len(self.plans) + len(pls)))
+            self.plans += pls
+        return cache[name]
+
+    def _pack(self):
+        s = self.system
+        T, P = len(s.tiers), len(self.plans)
+        self.bw = np.array([t.bw_gbps * 1e3 / t.oversub for t in s.tiers])
+        self.eff_lo = np.array([t.eff_lo for t in s.tiers])
+        self.eff_hi = np.array([t.eff_hi for t in s.tiers])
+        self.llo = np.array([math.log(t.eff_lo_bytes) for t in s.tiers])
+        self.lhi = np.array([math.log(t.eff_hi_bytes) for t in s.tiers])
+        self.lat = np.array([p.lat for p in self.plans])
+        self.coef = np.ascontiguousarray(np.array([p.coef for p in self.plans]).reshape(P, T))
+        self.lsc = np.ascontiguousarray(np.array([p.logscale for p in self.plans]).reshape(P, T))
+        self.red = np.array([p.red / (s.reduce_gbps * 1e3) for p in self.plans])
+        self.mode = np.array([p.mode for p in self.plans], dtype=np.intc)
+        self.pipe_d = np.array([p.pipe_d for p in self.plans], dtype=float)
+        self.pipe_a = np.array([p.pipe_a for p in self.plans], dtype=float)
+        group = np.zeros(P, dtype=np.intc)
+        # a plan may belong to several groups (e.g. ring and auto): duplicate rows then
+        rows = []
+        for g, (_, members) in enumerate(self.groups):
+            for j in members:
+                rows.append((j, g))
+        idx = np.array([j for j, _ in rows], dtype=np.intp)
+        group = np.array([g for _, g in rows], dtype=np.intc)
+        self.rowplan = idx
+        self.overlap = int(s.overlap_reduce)
+        self.k_args = (self.bw, self.eff_lo, self.eff_hi, self.llo, self.lhi,
+                       np.ascontiguousarray(self.lat[idx]), np.ascontiguousarray(self.coef[idx]),
+                       np.ascontiguousarray(self.lsc[idx]), np.ascontiguousarray(self.red[idx]),
+                       np.ascontiguousarray(self.mode[idx]), np.ascontiguousarray(self.pipe_d[idx]),
+                       np.ascontiguousarray(self.pipe_a[idx]), group)
+
+    def run(self, nbytes: np.ndarray, engine: str = "cython"):
+        G, n = len(self.groups), len(nbytes)
+        out = [np.empty((G, n)) for _ in range(4)]
+        choice = np.empty((G, n), dtype=np.intc)
+        if engine == "cython":
+            _kernels.evaluate(nbytes, *self.k_args, *out, choice, self.overlap)
+        elif engine == "numpy":
+            evaluate_numpy(nbytes, self.k_args, out, choice, self.overlap)
+        else:
+            raise ValueError(f"unknown engine {engine!r}; valid: cython, numpy")
+        return out, choice
+
+
+def evaluate_numpy(nbytes, k_args, out, choice, overlap=0):
+    """The kernel's formula vectorised with NumPy (used to check and to race the kernel)."""
+    (bw, eff_lo, eff_hi, llo, lhi, lat, coef, lsc, red, mode, pipe_d, pipe_a, group) = k_args
+    x = np.asarray(nbytes, dtype=float)
+    pos = x > 0
+    with np.errstate(divide="ignore"):
+        lx = np.log(np.where(pos, x, 1.0))
+    ot, ol, ob, orr = out
+    ot.fill(np.inf)
+    for j in range(len(lat)):
+        b = np.zeros_like(x)
+        for k in range(len(bw)):
+            c = coef[j, k]
+            if c == 0.0:
+                continue
+            e = eff_lo[k] + (np.clip(lx + lsc[j, k], llo[k], lhi[k]) - llo[k]) * (
+                (eff_hi[k] - eff_lo[k]) / (lhi[k] - llo[k]))
+            term = c / (bw[k] * e)
+            b = b + term if mode[j] == 0 else np.maximum(b, term)
+        lt = np.full_like(x, lat[j])
+        bt = x * b
+        d, a = pipe_d[j], pipe_a[j]
+        if d > 1.0 and a > 0.0:
+            kk = np.maximum(1.0, np.sqrt((d - 1.0) * bt / a))
+            lt = lt + (d - 1.0 + kk) * a
+            bt = bt * (1.0 + (d - 1.0) / kk)
+        elif d > 0.0:
+            lt = lt + d * a
+        rt = x * red[j]
+        t = lt + (np.maximum(bt, rt) if overlap else bt + rt)
+        g = group[j]
+        better = t < ot[g]
+        ot[g] = np.where(better, t, ot[g])
+        ol[g] = np.where(better, lt, ol[g])
+        ob[g] = np.where(better, bt, ob[g])
+        orr[g] = np.where(better, rt, orr[g])
+        choice[g] = np.where(better, j, choice[g])
+    zero = ~pos
+    for arr in out:
+        arr[:, zero] = 0.0
+    choice[:, zero] = -1
+
+
+_compiled_cache: dict = {}
+
+
+def compile_plans(system, nranks, collective, algorithms, library_only=True) -> Compiled:
+    key = (id(system), system.name, nranks, collective, tuple(algorithms), library_only)
+    c = _compiled_cache.get(key)
+    if c is None or c.system is not system:
+        if len(_compiled_cache) > 4096:
+            _compiled_cache.clear()
+        c = _compiled_cache[key] = Compiled(system, nranks, collective, algorithms, library_only)
+    return c
+
+
+def _frame(comp: Compiled, nbytes, out, choice):
+    s, p, coll = comp.system, comp.nranks, comp.collective
+    factor = COLLECTIVES[coll].busbw(p)
+    n = len(nbytes)
+    time, lat, bw, red = out
+    frames = []
+    for g, (name, _) in enumerate(comp.groups):
+        ch = choice[g]
+        planidx = np.where(ch >= 0, comp.rowplan[np.maximum(ch, 0)], -1)
+        labels = np.array([pl.label for pl in comp.plans] + [""], dtype=object)
+        algos = np.array([pl.algorithm for pl in comp.plans] + [name if name != "auto" else ""],
+                         dtype=object)
+        t = time[g]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            algbw = np.where(t > 0, nbytes / (t * 1e3), 0.0)
+        algo_col = algos[planidx]
+        if name != "auto":
+            algo_col = np.full(n, name, dtype=object)
+        else:
+            algo_col = np.where(planidx >= 0, algo_col, comp.groups[g][0])
+        frames.append(pd.DataFrame({
+            "source": "model", "system": s.name, "collective": coll,
+            "algorithm": algo_col, "variant": labels[planidx], "requested": name,
+            "nranks": p, "nbytes": nbytes.astype(np.int64), "time_us": t,
+            "algbw_gbps": algbw, "busbw_gbps": algbw * factor,
+            "latency_us": lat[g], "bandwidth_us": bw[g], "reduce_us": red[g],
+        }))
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return df
+
+
+def estimate(system, nbytes, *, collective: str = "allreduce", algorithm="auto", nranks=None,
+             library_only: bool = True, engine: str = "cython") -> pd.DataFrame:
+    """Model time of a collective: one row per (size, algorithm).
+
+    system: preset name, TOML path or System.  nbytes: scalar or array of sizes in bytes.
+    algorithm: a name, a comma-separated list, a list, ``"auto"`` (the cheapest; the
+    ``algorithm`` column names the one chosen) or ``"all"``.  nranks=None: the whole system.
+    library_only: ``auto`` chooses among the algorithms the system's library really runs.
+    """
+    sys_ = load_system(system)
+    check_collective(collective)
+    p = check_nranks(sys_, nranks)
+    sizes = check_sizes(nbytes)
+    algos = _algorithm_list(algorithm, collective)
+    comp = compile_plans(sys_, p, collective, algos, library_only)
+    out, choice = comp.run(sizes, engine)
+    df = _frame(comp, sizes, out, choice)
+    order = np.argsort(np.tile(np.arange(len(sizes)), len(comp.groups)), kind="stable")
+    df = df.iloc[order].reset_index(drop=True)
+    return finish_frame(df)
+
+
+def sweep(systems=None, nbytes=None, *, algorithms="auto", nranks=None, collectives="allreduce",
+          library_only: bool = True, progress=None) -> pd.DataFrame:
+    """Evaluate a grid: systems x collectives x rank counts x algorithms x sizes.
+
+    systems: names/paths/Systems (default every preset).  nranks: None (whole system), an
+    int, or a list; counts above a system's size are skipped for that system.  algorithms
+    that do not fit a (system, ranks) are skipped rather than raising.
+    """
+    from .system import PRESETS
+    systems = list(PRESETS) if systems is None else (
+        [systems] if isinstance(systems, (str, System)) else list(systems))
+    if nbytes is None:
+        nbytes = 2.0 ** np.arange(3, 35)
+    sizes = check_sizes(nbytes)
+    collectives = [collectives] if isinstance(collectives, str) else list(collectives)
+    frames = []
+    todo = [(s, c) for s in systems for c in collectives]
+    for idx, (sname, coll) in enumerate(todo):
+        s = load_system(sname)
+        check_collective(coll)
+        algos = _algorithm_list(algorithms, coll)
+        counts = [s.max_ranks] if nranks is None else (
+            [nranks] if isinstance(nranks, (int, np.integer)) else list(nranks))
+        for p in counts:
+            if p > s.max_ranks:
+                continue
+            p = check_nranks(s, p)
+            usable = []
+            for a in algos:
+                try:
+                    compile_plans(s, p, coll, [a], library_only)
+                    usable.append(a)
+                except ValueError:
+                    continue
+            if not usable:
+                continue
+            comp = compile_plans(s, p, coll, usable, library_only)
+            out, choice = comp.run(sizes)
+            frames.append(_frame(comp, sizes, out, choice))
+        if progress:
+            progress(idx + 1, len(todo), f"{s.name} {coll}")
+    if not frames:
+        return finish_frame(pd.DataFrame(columns=SCHEMA_COLUMNS))
+    return finish_frame(pd.concat(frames, ignore_index=True))

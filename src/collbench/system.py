@@ -1,0 +1,284 @@
+"""Systems as data: an ordered list of tiers, innermost first.
+
+A tier groups ``size`` units of the tier inside it (chips for tier 0) and says how a
+chip reaches the peers that sit across it: bandwidth per chip per direction, latency
+per message split into a hardware and a software part, topology, in-switch reduction,
+oversubscription and a size-dependent efficiency curve.  Every number of a preset
+carries its source in the TOML file it comes from (``[tiers.sources]``).
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+
+TOPOLOGIES = ("switch", "fullmesh", "ring", "torus")
+LIBRARIES = ("nccl", "hccl", "mpi", "custom")
+
+# Tier fields that are numbers and must carry a source in a preset.
+TIER_NUMBERS = ("size", "bw_gbps", "lat_hw_us", "lat_sw_us", "oversub", "eff_lo", "eff_hi",
+                "eff_lo_bytes", "eff_hi_bytes", "innet_eff", "innet_lat_us")
+SYSTEM_NUMBERS = ("base_lat_us", "reduce_gbps")
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    size: int                      # units of the inner tier grouped here (chips for tier 0)
+    bw_gbps: float                 # per chip, per direction, to peers across this tier (GB/s)
+    lat_hw_us: float = 0.0         # wire/switch latency per message
+    lat_sw_us: float = 0.0         # software/protocol latency per step
+    topology: str = "switch"
+    innet: bool = False            # switch reduces in the network (NVLS / SHARP)
+    innet_eff: float = 1.0         # bandwidth fraction of in-network reduction vs the tier curve
+    innet_lat_us: float = 0.0      # latency of one in-network reduction step
+    oversub: float = 1.0           # oversubscription: bandwidth is divided by it
+    eff_lo: float = 1.0            # achieved / line rate at or below eff_lo_bytes
+    eff_hi: float = 1.0            # achieved / line rate at or above eff_hi_bytes
+    eff_lo_bytes: float = 65536.0
+    eff_hi_bytes: float = 268435456.0
+    sources: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def lat_us(self) -> float:
+        return self.lat_hw_us + self.lat_sw_us
+
+    def efficiency(self, nbytes: float) -> float:
+        """Achieved fraction of line rate for a collective of ``nbytes`` on this tier:
+        log-linear between (eff_lo_bytes, eff_lo) and (eff_hi_bytes, eff_hi), flat outside."""
+        if nbytes <= self.eff_lo_bytes:
+            return self.eff_lo
+        if nbytes >= self.eff_hi_bytes:
+            return self.eff_hi
+        t = (math.log(nbytes) - math.log(self.eff_lo_bytes)) / (
+            math.log(self.eff_hi_bytes) - math.log(self.eff_lo_bytes))
+        return self.eff_lo + t * (self.eff_hi - self.eff_lo)
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    tiers: tuple
+    library: str = "custom"
+    library_algorithms: tuple = ()
+    base_lat_us: float = 0.0       # fixed cost of launching one collective
+    reduce_gbps: float = 1000.0    # chip's local reduction throughput (input bytes/s)
+    overlap_reduce: bool = False   # reduction runs under the transfer (time uses max, not sum)
+    vendor: str = ""
+    description: str = ""
+    sources: dict = field(default_factory=dict, compare=False)
+    path: str = field(default="", compare=False)
+
+    @property
+    def max_ranks(self) -> int:
+        return math.prod(t.size for t in self.tiers)
+
+    def with_tier(self, index: int, **changes) -> "System":
+        tiers = list(self.tiers)
+        tiers[index] = replace(tiers[index], **changes)
+        return replace(self, tiers=tuple(tiers))
+
+    # ---- construction -------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict, *, where: str = "<dict>") -> "System":
+        return _system_from_dict(data, where)
+
+    @classmethod
+    def from_toml(cls, path) -> "System":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ValueError(f"cannot read system file {path}: {exc.strerror}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"broken TOML in {path}: {exc}") from None
+        system = _system_from_dict(data, str(path))
+        return replace(system, path=str(path))
+
+    def to_toml(self) -> str:
+        return system_to_toml(self)
+
+    def describe(self) -> str:
+        lines = [f"{self.name}: {self.description}".rstrip(": "),
+                 f"  library {self.library} ({', '.join(self.library_algorithms)}), "
+                 f"base latency {self.base_lat_us:g} us, local reduction {self.reduce_gbps:g} GB/s, "
+                 f"max {self.max_ranks:,} ranks"]
+        for i, t in enumerate(self.tiers):
+            flags = [t.topology] + (["in-switch reduction"] if t.innet else [])
+            if t.oversub != 1:
+                flags.append(f"oversub {t.oversub:g}:1")
+            lines.append(
+                f"  tier {i} {t.name}: x{t.size}, {t.bw_gbps:g} GB/s/dir, "
+                f"{t.lat_hw_us:g}+{t.lat_sw_us:g} us, eff {t.eff_lo:g}->{t.eff_hi:g}, "
+                + ", ".join(flags))
+            for key, src in t.sources.items():
+                lines.append(f"      {key}: {src}")
+        for key, src in self.sources.items():
+            lines.append(f"  {key}: {src}")
+        return "\n".join(lines)
+
+
+def _num(where, key, value, *, lo=None, hi=None, integer=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where}: {key} must be a number, got {value!r}")
+    if integer and int(value) != value:
+        raise ValueError(f"{where}: {key} must be a whole number, got {value!r}")
+    if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
+        rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+        raise ValueError(f"{where}: {key}={value!r} is outside {rng}")
+    return int(value) if integer else float(value)
+
+
+def _tier_from_dict(d: dict, where: str) -> Tier:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: a tier must be a table")
+    known = {f.name for f in fields(Tier)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown tier keys {unknown}; valid keys: {sorted(known)}")
+    for req in ("name", "size", "bw_gbps"):
+        if req not in d:
+            raise ValueError(f"{where}: tier is missing '{req}'")
+    kw = {"name": str(d["name"])}
+    kw["size"] = _num(where, "size", d["size"], lo=1, hi=1e9, integer=True)
+    kw["bw_gbps"] = _num(where, "bw_gbps", d["bw_gbps"], lo=1e-6, hi=1e7)
+    for key in ("lat_hw_us", "lat_sw_us", "innet_lat_us"):
+        if key in d:
+            kw[key] = _num(where, key, d[key], lo=0, hi=1e6)
+    for key in ("eff_lo", "eff_hi", "innet_eff"):
+        if key in d:
+            kw[key] = _num(where, key, d[key], lo=1e-6, hi=1.0)
+    for key in ("eff_lo_bytes", "eff_hi_bytes"):
+        if key in d:
+            kw[key] = _num(where, key, d[key], lo=1, hi=1e18)
+    if "oversub" in d:
+        kw["oversub"] = _num(where, "oversub", d["oversub"], lo=1, hi=1e6)
+    if "topology" in d:
+        if d["topology"] not in TOPOLOGIES:
+            raise ValueError(f"{where}: topology {d['topology']!r} unknown; valid: {', '.join(TOPOLOGIES)}")
+        kw["topology"] = d["topology"]
+    if "innet" in d:
+        if not isinstance(d["innet"], bool):
+            raise ValueError(f"{where}: innet must be true or false")
+        kw["innet"] = d["innet"]
+    if "sources" in d:
+        if not isinstance(d["sources"], dict):
+            raise ValueError(f"{where}: sources must be a table")
+        kw["sources"] = dict(d["sources"])
+    t = Tier(**kw)
+    if t.eff_hi_bytes <= t.eff_lo_bytes:
+        raise ValueError(f"{where}: eff_hi_bytes must be larger than eff_lo_bytes")
+    return t
+
+
+def _system_from_dict(data: dict, where: str) -> System:
+    from .algorithms import ALGORITHMS  # late import: algorithms refer to systems
+
+    known = {f.name for f in fields(System)} - {"path"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; valid keys: {sorted(known)}")
+    if "name" not in data or "tiers" not in data:
+        raise ValueError(f"{where}: a system needs 'name' and at least one [[tiers]] table")
+    tiers_raw = data["tiers"]
+    if not isinstance(tiers_raw, list) or not tiers_raw:
+        raise ValueError(f"{where}: a system needs at least one [[tiers]] table")
+    tiers = tuple(_tier_from_dict(t, f"{where} tier {i}") for i, t in enumerate(tiers_raw))
+    kw = {"name": str(data["name"]), "tiers": tiers}
+    if "library" in data:
+        if data["library"] not in LIBRARIES:
+            raise ValueError(f"{where}: library {data['library']!r} unknown; valid: {', '.join(LIBRARIES)}")
+        kw["library"] = data["library"]
+    algos = data.get("library_algorithms", [a for a in ALGORITHMS if a != "auto"])
+    if not isinstance(algos, list) or not algos:
+        raise ValueError(f"{where}: library_algorithms must be a non-empty list")
+    bad = [a for a in algos if a not in ALGORITHMS or a == "auto"]
+    if bad:
+        raise ValueError(f"{where}: unknown algorithms {bad}; valid: "
+                         f"{', '.join(a for a in ALGORITHMS if a != 'auto')}")
+    kw["library_algorithms"] = tuple(algos)
+    if "base_lat_us" in data:
+        kw["base_lat_us"] = _num(where, "base_lat_us", data["base_lat_us"], lo=0, hi=1e6)
+    if "reduce_gbps" in data:
+        kw["reduce_gbps"] = _num(where, "reduce_gbps", data["reduce_gbps"], lo=1e-6, hi=1e7)
+    if "overlap_reduce" in data:
+        if not isinstance(data["overlap_reduce"], bool):
+            raise ValueError(f"{where}: overlap_reduce must be true or false")
+        kw["overlap_reduce"] = data["overlap_reduce"]
+    for key in ("vendor", "description"):
+        if key in data:
+            kw[key] = str(data[key])
+    if "sources" in data:
+        kw["sources"] = dict(data["sources"])
+    return System(**kw)
+
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
+
+
+def system_to_toml(system: System, *, comments: dict | None = None) -> str:
+    out = []
+    for c in (comments or {}).get("header", []):
+        out.append(f"# {c}")
+    for key in ("name", "vendor", "description", "library", "library_algorithms",
+                "base_lat_us", "reduce_gbps", "overlap_reduce"):
+        out.append(f"{key} = {_toml_value(getattr(system, key))}")
+    if system.sources:
+        out.append("\n[sources]")
+        out += [f"{k} = {_toml_value(v)}" for k, v in system.sources.items()]
+    for t in system.tiers:
+        out.append("\n[[tiers]]")
+        for f in fields(Tier):
+            if f.name != "sources":
+                out.append(f"{f.name} = {_toml_value(getattr(t, f.name))}")
+        if t.sources:
+            out.append("[tiers.sources]")
+            out += [f"{k} = {_toml_value(v)}" for k, v in t.sources.items()]
+    return "\n".join(out) + "\n"
+
+
+# ---- presets ------------------------------------------------------------------------
+PRESETS = ("dgx-a100", "dgx-h100", "dgx-h200", "dgx-b200", "gb200-nvl72", "ascend-910b-8",
+           "cloudmatrix384", "atlas-950-superpod", "atlas-960-superpod",
+           "atlas-950-supercluster", "atlas-960-supercluster")
+_cache: dict = {}
+
+
+def systems() -> list:
+    """Names of the preset systems."""
+    return list(PRESETS)
+
+
+def preset(name: str) -> System:
+    if name not in _cache:
+        if name not in PRESETS:
+            raise ValueError(f"unknown system {name!r}; valid presets: {', '.join(PRESETS)} "
+                             "(or a path to a .toml file)")
+        ref = resources.files("collbench") / "presets" / f"{name}.toml"
+        with resources.as_file(ref) as p:
+            _cache[name] = System.from_toml(p)
+    return _cache[name]
+
+
+def load_system(system) -> System:
+    """A System from a System, a preset name or a path to a TOML file."""
+    if isinstance(system, System):
+        return system
+    if isinstance(system, Path) or (isinstance(system, str) and (
+            system.endswith(".toml") or "/" in system)):
+        return System.from_toml(system)
+    if isinstance(system, str):
+        return preset(system)
+    raise ValueError(f"system must be a preset name, a TOML path or a System; got {type(system).__name__}")
