@@ -31,6 +31,10 @@ def check_nranks(system: System, nranks) -> int:
     return nranks
 
 
+class _Optional(str):
+    """An algorithm that came from 'all': dropped, not an error, where it does not fit."""
+
+
 def _algorithm_list(algorithm, collective):
     if isinstance(algorithm, str):
         names = [a.strip() for a in algorithm.split(",") if a.strip()]
@@ -41,7 +45,7 @@ def _algorithm_list(algorithm, collective):
     out = []
     for a in names:
         if a == "all":
-            out += [x for x in for_collective(collective) if x not in out]
+            out += [_Optional(x) for x in for_collective(collective) if x not in out]
             continue
         check_algorithm(a, collective)
         if a not in out:
@@ -84,6 +88,8 @@ class Compiled:
                 try:
                     self.groups.append((name, self._plans_for(name, allowed, cache)))
                 except _plans.NotApplicable as exc:
+                    if isinstance(name, _Optional):
+                        continue
                     ok = [a for a in for_collective(collective) if self._applies(a, allowed)]
                     raise ValueError(f"algorithm {name!r} does not fit {system.name} with {nranks} "
                                      f"ranks: {exc}; applicable: {', '.join(ok)}") from None
@@ -195,7 +201,8 @@ _compiled_cache: dict = {}
 
 
 def compile_plans(system, nranks, collective, algorithms, library_only=True) -> Compiled:
-    key = (id(system), system.name, nranks, collective, tuple(algorithms), library_only)
+    key = (id(system), system.name, nranks, collective,
+           tuple((a, isinstance(a, _Optional)) for a in algorithms), library_only)
     c = _compiled_cache.get(key)
     if c is None or c.system is not system:
         if len(_compiled_cache) > 4096:

@@ -135,7 +135,7 @@ def _halving(plan, g, per_step_fraction, red_per_step, extra_coef, extra_red, ro
         j = g.tier_of_distance(1 << (i - 1))
         plan.lat += rounds * g.a[j]
         _add(plan, g, j, rounds * per_step_fraction(i) * g.lf[j])
-        plan.red += red_per_step(i) / g.scale
+        plan.red += red_per_step(i) / g.scale  # reduced once per step, whatever the rounds
     if pp != p:
         j = g.tier_of_distance(1)
         plan.lat += 2 * g.a[j]
@@ -202,7 +202,6 @@ def flat(coll: str, algo: str, g: Geometry) -> Plan:
     if p == 1:
         return plan
     f = (p - 1) / p
-    pp = 1 << _log2floor(p)
     if coll == "allreduce":
         if algo == "ring":
             _ring(plan, g, 2, 2 * f, f)
@@ -213,7 +212,7 @@ def flat(coll: str, algo: str, g: Geometry) -> Plan:
             plan.red += 1 / g.scale
             plan.mode = MAX
         elif algo == "rhd":
-            _halving(plan, g, lambda i: 2 / (1 << i), lambda i: 1 / (1 << i), 2, 1)
+            _halving(plan, g, lambda i: 1 / (1 << i), lambda i: 1 / (1 << i), 2, 1, rounds=2)
         elif algo == "rd":
             _halving(plan, g, lambda i: 1, lambda i: 1, 2, 1)
         elif algo == "mesh":
@@ -271,7 +270,6 @@ def flat(coll: str, algo: str, g: Geometry) -> Plan:
             raise KeyError(algo)
     else:
         raise KeyError(coll)
-    del pp
     return plan
 
 
