@@ -1,45 +1,40 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Cost-model kernels: evaluate cost plans (see collbench.plans) over many sizes.
 
-One pass over the sizes; per size the log of the size is taken once and shared by every
-plan and tier; per plan the latency, bandwidth and reduction terms are summed and the
-cheapest plan of each group is kept.  No Python objects inside the loop, GIL released.
+One pass over the sizes.  Per (plan, tier) the caller precomputes ``cb = coef / bw`` (us
+per byte at full efficiency) and the sizes where that tier's efficiency curve starts and
+stops rising, so most sizes cost a compare and a multiply per term; the log of the size is
+taken at most once per size, only when some term sits on a rising part of its curve.
+Per plan the latency, bandwidth and reduction terms are summed and the cheapest plan of
+each group is kept.  No Python objects inside the loop, GIL released.
 """
 from libc.math cimport log, sqrt, INFINITY
 
-cdef inline double _eff(double x, double lo, double hi, double llo, double lhi) noexcept nogil:
-    # log-linear efficiency between (exp(llo), lo) and (exp(lhi), hi), flat outside
-    if x <= llo:
-        return lo
-    if x >= lhi:
-        return hi
-    return lo + (x - llo) * (hi - lo) / (lhi - llo)
-
 
 def evaluate(const double[::1] nbytes,
-             const double[::1] bw, const double[::1] eff_lo, const double[::1] eff_hi,
-             const double[::1] llo, const double[::1] lhi,
-             const double[::1] lat, const double[:, ::1] coef, const double[:, ::1] lsc,
-             const double[::1] red, const int[::1] mode,
-             const double[::1] pipe_d, const double[::1] pipe_a,
-             const int[::1] group,
+             const double[:, ::1] cb, const double[:, ::1] lo_n, const double[:, ::1] hi_n,
+             const double[:, ::1] e_lo, const double[:, ::1] e_hi,
+             const double[:, ::1] x0, const double[:, ::1] slope,
+             const double[:, ::1] cb_lo, const double[:, ::1] cb_hi,
+             const double[::1] lat, const double[::1] red, const int[::1] mode,
+             const double[::1] pipe_d, const double[::1] pipe_a, const int[::1] group,
              double[:, ::1] out_time, double[:, ::1] out_lat, double[:, ::1] out_bw,
              double[:, ::1] out_red, int[:, ::1] out_choice, int overlap=0):
     """Fill out_* [ngroups, nsizes] with the cheapest plan of each group for each size.
 
-    bw is in bytes per microsecond (already divided by oversubscription), red in us per
-    byte, lat in us.  A size of 0 costs nothing.  overlap=1: the reduction runs under the
-    transfer (NCCL fuses it into its copy loops), so time = latency + max(bandwidth, reduce).
+    Per plan row j and tier k: cb = coef/bw (us/byte), efficiency e_lo below lo_n bytes,
+    e_hi above hi_n, and e_lo + (log(n) - x0) * slope between; cb_lo = cb / e_lo and
+    cb_hi = cb / e_hi are the flat parts, precomputed.  A size of 0 costs nothing.
+    overlap=1: the reduction runs under the transfer, time = latency + max(bw, reduce).
     """
-    cdef Py_ssize_t n = nbytes.shape[0], P = lat.shape[0], T = bw.shape[0]
+    cdef Py_ssize_t n = nbytes.shape[0], P = lat.shape[0], T = cb.shape[1]
     cdef Py_ssize_t G = out_time.shape[0]
     cdef Py_ssize_t i, j, k, g
-    cdef double x, lx, b, c, e, t, lt, bt, rt, kk, d
+    cdef double x, lx, b, c, t, lt, bt, rt, kk, d
+    cdef bint have_lx
     with nogil:
         for i in range(n):
             x = nbytes[i]
-            for g in range(G):
-                out_time[g, i] = INFINITY
             if x <= 0.0:
                 for g in range(G):
                     out_time[g, i] = 0.0
@@ -48,18 +43,29 @@ def evaluate(const double[::1] nbytes,
                     out_red[g, i] = 0.0
                     out_choice[g, i] = -1
                 continue
-            lx = log(x)
+            for g in range(G):
+                out_time[g, i] = INFINITY
+            have_lx = False
+            lx = 0.0
             for j in range(P):
                 b = 0.0
                 for k in range(T):
-                    c = coef[j, k]
-                    if c != 0.0:
-                        e = _eff(lx + lsc[j, k], eff_lo[k], eff_hi[k], llo[k], lhi[k])
-                        c = c / (bw[k] * e)
-                        if mode[j] == 0:
-                            b = b + c
-                        elif c > b:
-                            b = c
+                    c = cb[j, k]
+                    if c == 0.0:
+                        continue
+                    if x <= lo_n[j, k]:
+                        c = cb_lo[j, k]
+                    elif x >= hi_n[j, k]:
+                        c = cb_hi[j, k]
+                    else:
+                        if not have_lx:
+                            lx = log(x)
+                            have_lx = True
+                        c = c / (e_lo[j, k] + (lx - x0[j, k]) * slope[j, k])
+                    if mode[j] == 0:
+                        b = b + c
+                    elif c > b:
+                        b = c
                 lt = lat[j]
                 bt = x * b
                 d = pipe_d[j]

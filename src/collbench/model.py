@@ -135,16 +135,33 @@ class Compiled:
         group = np.array([g for _, g in rows], dtype=np.intc)
         self.rowplan = idx
         self.overlap = int(s.overlap_reduce)
-        self.k_args = (self.bw, self.eff_lo, self.eff_hi, self.llo, self.lhi,
-                       np.ascontiguousarray(self.lat[idx]), np.ascontiguousarray(self.coef[idx]),
-                       np.ascontiguousarray(self.lsc[idx]), np.ascontiguousarray(self.red[idx]),
-                       np.ascontiguousarray(self.mode[idx]), np.ascontiguousarray(self.pipe_d[idx]),
-                       np.ascontiguousarray(self.pipe_a[idx]), group)
+        coef, lsc = self.coef[idx], self.lsc[idx]
+        R = len(idx)
+        scale = np.exp(-lsc)                         # data of the sub-collective = n / scale
+        span = self.lhi - self.llo
+        self.k_args = (
+            np.ascontiguousarray(coef / self.bw),                      # cb: us per byte at eff 1
+            np.ascontiguousarray(np.exp(self.llo) * scale),            # lo_n
+            np.ascontiguousarray(np.exp(self.lhi) * scale),            # hi_n
+            np.ascontiguousarray(np.broadcast_to(self.eff_lo, (R, T))),
+            np.ascontiguousarray(np.broadcast_to(self.eff_hi, (R, T))),
+            np.ascontiguousarray(self.llo - lsc),                      # x0: log n where ramp starts
+            np.ascontiguousarray(np.broadcast_to((self.eff_hi - self.eff_lo) / span, (R, T))),
+            np.ascontiguousarray(coef / self.bw / self.eff_lo),        # cb_lo
+            np.ascontiguousarray(coef / self.bw / self.eff_hi),        # cb_hi
+            np.ascontiguousarray(self.lat[idx]), np.ascontiguousarray(self.red[idx]),
+            np.ascontiguousarray(self.mode[idx]), np.ascontiguousarray(self.pipe_d[idx]),
+            np.ascontiguousarray(self.pipe_a[idx]), group)
+        self.span = span
 
-    def run(self, nbytes: np.ndarray, engine: str = "cython"):
-        G, n = len(self.groups), len(nbytes)
-        out = [np.empty((G, n)) for _ in range(4)]
-        choice = np.empty((G, n), dtype=np.intc)
+    def alloc(self, n: int):
+        G = len(self.groups)
+        return [np.empty((G, n)) for _ in range(4)], np.empty((G, n), dtype=np.intc)
+
+    def run(self, nbytes: np.ndarray, engine: str = "cython", buffers=None):
+        """(time, latency, bandwidth, reduce) arrays [groups, sizes] and the chosen plan
+        rows; ``buffers`` (from alloc) are filled in place when given."""
+        out, choice = buffers if buffers is not None else self.alloc(len(nbytes))
         if engine == "cython":
             _kernels.evaluate(nbytes, *self.k_args, *out, choice, self.overlap)
         elif engine == "numpy":
@@ -156,22 +173,21 @@ class Compiled:
 
 def evaluate_numpy(nbytes, k_args, out, choice, overlap=0):
     """The kernel's formula vectorised with NumPy (used to check and to race the kernel)."""
-    (bw, eff_lo, eff_hi, llo, lhi, lat, coef, lsc, red, mode, pipe_d, pipe_a, group) = k_args
+    (cb, lo_n, hi_n, e_lo, e_hi, x0, slope, _, _, lat, red, mode, pipe_d, pipe_a, group) = k_args
     x = np.asarray(nbytes, dtype=float)
     pos = x > 0
-    with np.errstate(divide="ignore"):
-        lx = np.log(np.where(pos, x, 1.0))
+    lx = np.log(np.where(pos, x, 1.0))
     ot, ol, ob, orr = out
     ot.fill(np.inf)
     for j in range(len(lat)):
         b = np.zeros_like(x)
-        for k in range(len(bw)):
-            c = coef[j, k]
+        for k in range(cb.shape[1]):
+            c = cb[j, k]
             if c == 0.0:
                 continue
-            e = eff_lo[k] + (np.clip(lx + lsc[j, k], llo[k], lhi[k]) - llo[k]) * (
-                (eff_hi[k] - eff_lo[k]) / (lhi[k] - llo[k]))
-            term = c / (bw[k] * e)
+            x1 = x0[j, k] + (e_hi[j, k] - e_lo[j, k]) / slope[j, k] if slope[j, k] else x0[j, k]
+            e = e_lo[j, k] + (np.clip(lx, x0[j, k], x1) - x0[j, k]) * slope[j, k]
+            term = c / e
             b = b + term if mode[j] == 0 else np.maximum(b, term)
         lt = np.full_like(x, lat[j])
         bt = x * b
