@@ -118,6 +118,14 @@ def build_parser() -> Parser:
     return p
 
 
+def launcher_rank() -> int:
+    import os
+    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
 def main(argv=None) -> int:
     try:
         parser = build_parser()
@@ -125,7 +133,8 @@ def main(argv=None) -> int:
         return args.func(args)
     except (ValueError, KeyError, OSError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"collbench: error: {msg}", file=sys.stderr)
+        if launcher_rank() == 0:          # under mpiexec every rank sees it: say it once
+            print(f"collbench: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("collbench: interrupted", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""The measurement half: real collectives under mpiexec (``collbench run``)."""

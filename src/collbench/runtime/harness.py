@@ -1,0 +1,305 @@
+"""``collbench run``: time real all-reduces under mpiexec, check every element, print the
+nccl-tests table, write every completed size to the results file at once (atomically)."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..schema import write_results
+from ..sizes import size_range
+from ..table import DTYPE_SIZES, NCCL_TYPE, run_table
+
+RUN_DTYPES = ("float32", "float64", "float16", "int32", "int64")
+RUN_OPS = ("sum", "prod", "min", "max", "avg")
+THREAD_LEVELS = ("single", "funneled", "serialized", "multiple")
+TIMING = {0: "rank0", 1: "avg", 2: "min", 3: "max"}
+
+
+# ---- inputs whose reduction is exactly predictable ---------------------------------------
+
+def make_input(rank: int, p: int, count: int, dtype: str, op: str) -> np.ndarray:
+    i = np.arange(count, dtype=np.int64)
+    if op == "sum":
+        v = (rank + i) % 4 + 1                       # sums stay small integers: exact
+    elif op == "prod":
+        v = np.where((rank + i) % 8 == 0, 2, 1)      # products are powers of two
+    elif op in ("min", "max"):
+        v = (rank * 7 + i) % 13 - 6
+    else:  # avg: the sum is a multiple of p, so sum / p is exact
+        v = 2 * ((i + rank) % p) + i % 3
+    return v.astype(dtype)
+
+
+def expected(p: int, count: int, dtype: str, op: str) -> np.ndarray:
+    i = np.arange(count, dtype=np.int64)
+    if op == "avg":
+        return ((p - 1) + i % 3).astype(dtype)
+    acc = None
+    for r in range(p):
+        v = make_input(r, p, count, "int64", op)
+        if acc is None:
+            acc = v
+        elif op == "sum":
+            acc = acc + v
+        elif op == "prod":
+            acc = acc * v
+        elif op == "min":
+            acc = np.minimum(acc, v)
+        else:
+            acc = np.maximum(acc, v)
+    return acc.astype(dtype)
+
+
+# ---- checks that run before any work ------------------------------------------------------
+
+def check_args(args, nranks: int):
+    from ..algorithms import ALGORITHMS
+    from .algos import IMPLEMENTATIONS
+    algos = [a.strip() for a in args.algo.split(",") if a.strip()]
+    if not algos:
+        raise ValueError(f"no algorithm given; valid: {', '.join(IMPLEMENTATIONS)}")
+    for a in algos:
+        if a not in IMPLEMENTATIONS:
+            kind = "has no real implementation" if a in ALGORITHMS else "is unknown"
+            raise ValueError(f"algorithm {a!r} {kind} in collbench run; valid: "
+                             f"{', '.join(IMPLEMENTATIONS)}")
+    if args.dtype not in RUN_DTYPES:
+        raise ValueError(f"unknown dtype {args.dtype!r}; valid: {', '.join(RUN_DTYPES)}")
+    if args.op not in RUN_OPS:
+        raise ValueError(f"unknown op {args.op!r}; valid: {', '.join(RUN_OPS)}")
+    if args.op == "avg" and not args.dtype.startswith("float"):
+        raise ValueError(f"op avg with {args.dtype} makes no sense (integer division truncates); "
+                         "use a float dtype")
+    if args.op == "prod" and nranks > 8 * 15:
+        raise ValueError("op prod overflows the checkable range beyond 120 ranks")
+    if args.op in ("sum", "avg") and args.dtype == "float16" and nranks > 32:
+        raise ValueError("float16 sums are exact only up to 32 ranks; use float32")
+    if "mpi" in algos and args.dtype == "float16":
+        raise ValueError("dtype float16 is not an MPI datatype for --algo mpi; use float32 "
+                         f"or another algorithm ({', '.join(a for a in IMPLEMENTATIONS if a != 'mpi')})")
+    if args.average not in TIMING:
+        raise ValueError(f"-a must be 0 (rank 0), 1 (average), 2 (min) or 3 (max); got {args.average}")
+    if args.iters < 1 or args.warmup < 0:
+        raise ValueError("-n must be at least 1 and -w at least 0")
+    if args.check not in (0, 1):
+        raise ValueError("-c must be 0 or 1")
+    if args.timeout is not None and args.timeout <= 0:
+        raise ValueError("-T must be a positive number of seconds")
+    sizes = size_range(args.minbytes, args.maxbytes, args.stepfactor, args.stepbytes)
+    esize = DTYPE_SIZES[args.dtype]
+    if args.ranks_per_node is not None:
+        k = args.ranks_per_node
+        if k < 1 or nranks % k:
+            raise ValueError(f"--ranks-per-node {k} does not divide {nranks} ranks; valid: "
+                             + ", ".join(str(d) for d in range(1, nranks + 1) if nranks % d == 0))
+    return algos, sizes, esize
+
+
+def check_memory(max_bytes: int, ranks_here: int):
+    """send + receive + scratch + expected per rank, for every rank on this host."""
+    need = 4 * max_bytes * ranks_here
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return
+    if need > 0.8 * avail:
+        raise ValueError(f"-e {max_bytes} needs about {need / 2**30:.1f} GiB for {ranks_here} ranks "
+                         f"on this host, more than the {avail / 2**30:.1f} GiB available; "
+                         "lower -e")
+
+
+def _commit() -> str:
+    try:
+        here = Path(__file__).resolve().parent
+        r = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here,
+                           capture_output=True, text=True, timeout=5)
+        return r.stdout.strip() if r.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+class Watchdog:
+    """Ends this rank (and so the job) if one collective takes longer than -T seconds."""
+
+    def __init__(self, seconds, rank):
+        self.seconds, self.rank, self.timer = seconds, rank, None
+
+    def arm(self, what):
+        if not self.seconds:
+            return
+        def fire():
+            sys.stderr.write(f"collbench run: rank {self.rank}: timed out after {self.seconds:g} s "
+                             f"in {what}; ending the job (completed sizes are kept)\n")
+            sys.stderr.flush()
+            os._exit(3)
+        self.timer = threading.Timer(self.seconds, fire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def disarm(self):
+        if self.timer:
+            self.timer.cancel()
+            self.timer = None
+
+
+def run(args, MPI) -> int:
+    from .algos import IMPLEMENTATIONS, Context
+
+    comm = MPI.COMM_WORLD
+    rank, p = comm.Get_rank(), comm.Get_size()
+    algos, sizes, esize = check_args(args, p)
+    if args.ranks_per_node:
+        node = comm.Split(color=rank // args.ranks_per_node, key=rank)
+    else:
+        node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=rank)
+    shared = comm.Split_type(MPI.COMM_TYPE_SHARED, key=rank)
+    check_memory(max(sizes) if sizes else 0, shared.Get_size())
+    if "hier" in algos:
+        sizes_ok = comm.allgather(node.Get_size())
+        if len(set(sizes_ok)) != 1:
+            raise ValueError(f"hier needs nodes of equal size; got {sorted(set(sizes_ok))} ranks "
+                             "per node (use --ranks-per-node)")
+    cross = comm.Split(color=node.Get_rank(), key=rank)
+    predict = None
+    if args.predict:
+        from ..system import load_system
+        predict = load_system(args.predict)
+
+    mpi_op = {"sum": MPI.SUM, "prod": MPI.PROD, "min": MPI.MIN, "max": MPI.MAX, "avg": MPI.SUM}[args.op]
+    from .._reduce import OPS, scale_into
+    ctx = Context(MPI, comm, OPS[args.op], mpi_op, args.dtype, node, cross)
+    lib = MPI.Get_library_version().strip().splitlines()[0].strip()
+    import mpi4py
+    meta = {
+        "source": "measured", "system": "local", "collective": "allreduce",
+        "dtype": args.dtype, "redop": args.op, "root": 0, "nranks": p,
+        "iters": args.iters, "warmup": args.warmup, "timing": TIMING[args.average],
+        "host": socket.gethostname(), "mpi_library": lib.split()[0] if lib else "",
+        "mpi_version": lib, "mpi4py_version": mpi4py.__version__,
+        "thread_level": {MPI.THREAD_SINGLE: "single", MPI.THREAD_FUNNELED: "funneled",
+                         MPI.THREAD_SERIALIZED: "serialized",
+                         MPI.THREAD_MULTIPLE: "multiple"}[MPI.Query_thread()],
+        "ranks_per_node": node.Get_size(), "commit": _commit() if rank == 0 else "",
+        "collbench_version": __version__,
+    }
+    out_paths = []
+    if rank == 0:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        if args.csv:
+            out_paths.append(Path(args.csv))
+        if args.json:
+            out_paths.append(Path(args.json))
+        if not out_paths:
+            out_paths.append(Path("results") / f"run-{meta['host']}-n{p}-{stamp}.csv")
+        for path in out_paths:
+            if path.suffix not in (".csv", ".json"):
+                raise ValueError(f"results file {path} must end in .csv or .json")
+    table = run_table(predict is not None)
+    nodes = p // node.Get_size() if p % node.Get_size() == 0 else "?"
+    if rank == 0:
+        print(f"# collbench run: allreduce, {p} ranks ({node.Get_size()} per node, {nodes} "
+              f"node{'s' if nodes != 1 else ''}), {lib}, mpi4py {mpi4py.__version__}, "
+              f"thread level {meta['thread_level']}")
+        print(f"# iters {args.iters}, warmup {args.warmup}, check {args.check}, time = "
+              f"{TIMING[args.average]} over ranks, out-of-place"
+              + (f", predicted by {predict.name}" if predict else ""))
+        sys.stdout.flush()
+    rows, total_wrong, busbws = [], 0, []
+    dog = Watchdog(args.timeout, rank)
+    factor = 2 * (p - 1) / p
+    tvec = np.zeros(1)
+    for algo in algos:
+        f = IMPLEMENTATIONS[algo]
+        if rank == 0:
+            print("#")
+            print(f"# algo {algo}: " + __import__("collbench.runtime.algos",
+                                                     fromlist=["DESCRIPTIONS"]).DESCRIPTIONS[algo])
+            print(table.header())
+            sys.stdout.flush()
+        for nbytes in sizes:
+            count = nbytes // esize
+            nb = count * esize
+            send = make_input(rank, p, count, args.dtype, args.op)
+            recv = np.zeros(count, dtype=args.dtype)
+            dog.arm(f"{algo} allreduce of {nb} bytes")
+
+            def once():
+                f(ctx, send, recv)
+                if args.op == "avg":
+                    scale_into(recv, p)
+            for _ in range(args.warmup):
+                once()
+            comm.Barrier()
+            t0 = MPI.Wtime()
+            for _ in range(args.iters):
+                once()
+            t = (MPI.Wtime() - t0) / args.iters * 1e6
+            nwrong = 0
+            if args.check:
+                recv.fill(-12345 if args.dtype.startswith("int") else np.nan)  # poison
+                once()
+                nwrong = int(np.count_nonzero(recv != expected(p, count, args.dtype, args.op)))
+            dog.disarm()
+            tvec[0] = t
+            tmin, tmax, tsum = np.zeros(1), np.zeros(1), np.zeros(1)
+            comm.Allreduce(tvec, tmin, op=MPI.MIN)
+            comm.Allreduce(tvec, tmax, op=MPI.MAX)
+            comm.Allreduce(tvec, tsum, op=MPI.SUM)
+            wrong = comm.allreduce(nwrong, op=MPI.SUM)
+            t0r = comm.bcast(t, root=0)
+            timed = {0: t0r, 1: tsum[0] / p, 2: tmin[0], 3: tmax[0]}[args.average]
+            total_wrong += wrong
+            if rank != 0:
+                continue
+            algbw = nb / timed / 1e3 if timed > 0 else 0.0
+            pred = ratio = None
+            if predict is not None:
+                pred = _predict(predict, nb, algo, p)
+                ratio = timed / pred if pred else None
+            row = dict(meta, algorithm=algo, requested=algo, variant=algo, nbytes=nb, count=count,
+                       time_us=timed, algbw_gbps=algbw, busbw_gbps=algbw * factor,
+                       time_min_us=tmin[0], time_max_us=tmax[0], time_rank0_us=t0r,
+                       nwrong=wrong, predicted_us=pred,
+                       predicted_system=predict.name if predict else None, ratio=ratio,
+                       timestamp=_dt.datetime.now().isoformat(timespec="seconds"))
+            rows.append(row)
+            busbws.append(algbw * factor)
+            print(table.row({"size": nb, "count": count, "type": NCCL_TYPE[args.dtype],
+                             "redop": args.op, "root": 0, "algo": algo, "time": timed,
+                             "algbw": algbw, "busbw": algbw * factor, "#wrong": wrong,
+                             "predicted": pred, "meas/pred": ratio}))
+            sys.stdout.flush()
+            import pandas as pd
+            for path in out_paths:
+                write_results(pd.DataFrame(rows), path)
+    if rank == 0:
+        print(f"# Out of bounds values : {total_wrong} {'OK' if total_wrong == 0 else 'FAILED'}")
+        avg = sum(busbws) / len(busbws) if busbws else 0.0
+        print(f"# Avg bus bandwidth    : {avg:.4g}")
+        print(f"# Results: {', '.join(str(x) for x in out_paths)}")
+        sys.stdout.flush()
+    return 1 if total_wrong else 0
+
+
+def _predict(system, nbytes, algo, p):
+    from ..model import estimate
+    name = "auto" if algo == "mpi" else algo
+    if p > system.max_ranks:
+        return None
+    try:
+        df = estimate(system, [nbytes], algorithm=name, nranks=p, library_only=False)
+    except ValueError:
+        return None
+    return float(df.time_us.iloc[0])
