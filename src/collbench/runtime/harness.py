@@ -261,29 +261,13 @@ def run(args, MPI) -> int:
             t0r = comm.bcast(t, root=0)
             timed = {0: t0r, 1: tsum[0] / p, 2: tmin[0], 3: tmax[0]}[args.average]
             total_wrong += wrong
-            if rank != 0:
-                continue
-            algbw = nb / timed / 1e3 if timed > 0 else 0.0
-            pred = ratio = None
-            if predict is not None:
-                pred = _predict(predict, nb, algo, p)
-                ratio = timed / pred if pred else None
-            row = dict(meta, algorithm=algo, requested=algo, variant=algo, nbytes=nb, count=count,
-                       time_us=timed, algbw_gbps=algbw, busbw_gbps=algbw * factor,
-                       time_min_us=tmin[0], time_max_us=tmax[0], time_rank0_us=t0r,
-                       nwrong=wrong, predicted_us=pred,
-                       predicted_system=predict.name if predict else None, ratio=ratio,
-                       timestamp=_dt.datetime.now().isoformat(timespec="seconds"))
-            rows.append(row)
-            busbws.append(algbw * factor)
-            print(table.row({"size": nb, "count": count, "type": NCCL_TYPE[args.dtype],
-                             "redop": args.op, "root": 0, "algo": algo, "time": timed,
-                             "algbw": algbw, "busbw": algbw * factor, "#wrong": wrong,
-                             "predicted": pred, "meas/pred": ratio}))
-            sys.stdout.flush()
-            import pandas as pd
-            for path in out_paths:
-                write_results(pd.DataFrame(rows), path)
+            if rank == 0:
+                busbws.append(_report(
+                    meta=meta, algo=algo, nb=nb, count=count, timed=timed, tmin=tmin[0],
+                    tmax=tmax[0], t0r=t0r, wrong=wrong, predict=predict, p=p, factor=factor,
+                    args=args, table=table, rows=rows, out_paths=out_paths))
+            # nobody starts the next size before rank 0 has saved this one
+            comm.Barrier()
     if rank == 0:
         print(f"# Out of bounds values : {total_wrong} {'OK' if total_wrong == 0 else 'FAILED'}")
         avg = sum(busbws) / len(busbws) if busbws else 0.0
@@ -291,6 +275,32 @@ def run(args, MPI) -> int:
         print(f"# Results: {', '.join(str(x) for x in out_paths)}")
         sys.stdout.flush()
     return 1 if total_wrong else 0
+
+
+def _report(*, meta, algo, nb, count, timed, tmin, tmax, t0r, wrong, predict, p, factor,
+            args, table, rows, out_paths) -> float:
+    """Rank 0: print the row and save every completed row (atomically); returns busbw."""
+    import pandas as pd
+    algbw = nb / timed / 1e3 if timed > 0 else 0.0
+    pred = ratio = None
+    if predict is not None:
+        pred = _predict(predict, nb, algo, p)
+        ratio = timed / pred if pred else None
+    row = dict(meta, algorithm=algo, requested=algo, variant=algo, nbytes=nb, count=count,
+               time_us=timed, algbw_gbps=algbw, busbw_gbps=algbw * factor,
+               time_min_us=tmin, time_max_us=tmax, time_rank0_us=t0r,
+               nwrong=wrong, predicted_us=pred,
+               predicted_system=predict.name if predict else None, ratio=ratio,
+               timestamp=_dt.datetime.now().isoformat(timespec="seconds"))
+    rows.append(row)
+    print(table.row({"size": nb, "count": count, "type": NCCL_TYPE[args.dtype],
+                     "redop": args.op, "root": 0, "algo": algo, "time": timed,
+                     "algbw": algbw, "busbw": algbw * factor, "#wrong": wrong,
+                     "predicted": pred, "meas/pred": ratio}))
+    sys.stdout.flush()
+    for path in out_paths:
+        write_results(pd.DataFrame(rows), path)
+    return algbw * factor
 
 
 def _predict(system, nbytes, algo, p):

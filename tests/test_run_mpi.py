@@ -1,0 +1,178 @@
+"""Real mpiexec jobs: every algorithm, dtype and op exact; table; results file; failures."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+pytestmark = pytest.mark.skipif(not MPIEXEC.exists(),
+                                reason="mpiexec from the mpich wheel is not installed next to "
+                                       "python (pip install '.[mpi]')")
+ALGOS = "mpi,ring,tree,rhd,rd,hier"
+
+
+def mpirun(n, *args, timeout=240, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([str(MPIEXEC), "-n", str(n), sys.executable, "-m", "collbench", "run",
+                           *map(str, args)], capture_output=True, text=True, timeout=timeout, env=e)
+
+
+def rows_of(out):
+    return [l.split() for l in out.splitlines() if l.strip() and not l.startswith("#")]
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_every_algorithm_exact_odd_sizes(n, tmp_path):
+    # sizes not divisible by the rank count, 0 bytes and one element
+    csv = tmp_path / "r.csv"
+    r = mpirun(n, "-b", "0", "-e", "100011", "-i", "33337", "-n", "2", "-w", "1", "--algo", ALGOS,
+               "--ranks-per-node", "1", "--csv", csv)
+    assert r.returncode == 0, r.stderr + r.stdout
+    rows = rows_of(r.stdout)
+    assert len(rows) == 6 * 4
+    assert all(row[9] == "0" for row in rows)         # #wrong
+    assert "# Out of bounds values : 0 OK" in r.stdout
+    df = pd.read_csv(csv)
+    assert len(df) == 24 and set(df.algorithm) == set(ALGOS.split(","))
+    assert (df.nranks == n).all() and (df.source == "measured").all()
+    r = mpirun(n, "-b", "4", "-e", "4", "-n", "1", "-w", "0", "--algo", ALGOS)   # one element
+    assert r.returncode == 0 and all(row[9] == "0" for row in rows_of(r.stdout)), r.stderr
+
+
+# avg of integers is refused before any work (see test_bad_input_exit_2)
+PAIRS = [(d, o) for d in ("float32", "float64", "float16", "int32", "int64")
+         for o in ("sum", "prod", "min", "max", "avg") if not (o == "avg" and d.startswith("int"))]
+
+
+@pytest.mark.parametrize("dtype, op", PAIRS)
+def test_dtypes_and_ops_exact(dtype, op, tmp_path):
+    algos = "ring,tree,rhd,rd,hier" + ("" if dtype == "float16" else ",mpi")
+    r = mpirun(3, "-b", "8", "-e", "70000", "-f", "7", "-n", "1", "-w", "0", "-d", dtype, "-o", op,
+               "--algo", algos, "--ranks-per-node", "1", "--csv", tmp_path / "r.csv")
+    assert r.returncode == 0, r.stderr + r.stdout
+    rows = rows_of(r.stdout)
+    assert rows and all(row[9] == "0" for row in rows)
+
+
+def test_table_and_results_schema(tmp_path):
+    csv, js = tmp_path / "r.csv", tmp_path / "r.json"
+    r = mpirun(2, "-b", "8", "-e", "1M", "-f", "4", "-n", "3", "--algo", "mpi,ring",
+               "--predict", "dgx-h100", "--csv", csv, "--json", js)
+    assert r.returncode == 0, r.stderr
+    header = [l for l in r.stdout.splitlines() if "size" in l and l.startswith("#")][0]
+    for col in ("size", "count", "type", "redop", "root", "time", "algbw", "busbw", "#wrong",
+                "predicted", "meas/pred"):
+        assert col in header
+    assert "thread level single" in r.stdout
+    assert r.stdout.splitlines()[-3].startswith("# Out of bounds values : 0 OK")
+    assert r.stdout.splitlines()[-2].startswith("# Avg bus bandwidth")
+    import collbench
+    df = collbench.read_results(csv)
+    assert list(df.columns[:len(collbench.SCHEMA_COLUMNS)]) == collbench.SCHEMA_COLUMNS
+    assert (df.thread_level == "single").all() and (df.mpi_library == "MPICH").all()
+    assert (df.predicted_system == "dgx-h100").all() and (df.ratio > 0).all()
+    assert (df.busbw_gbps == df.algbw_gbps).all()      # 2 ranks: factor 2(n-1)/n = 1
+    assert len(pd.read_json(js)) == len(df) == 18     # 9 sizes x 2 algorithms
+
+
+def test_wrong_results_are_counted_and_fail(tmp_path):
+    # a sabotaged reduction kernel must be caught by the check (exit 1, FAILED)
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(
+        "import collbench.runtime.algos as a\n"
+        "orig = a.reduce_into\n"
+        "def bad(d, s, op):\n"
+        "    orig(d, s, op)\n"
+        "    if d.size > 3: d[3] += 1\n"
+        "a.reduce_into = bad\n")
+    r = mpirun(2, "-b", "64", "-e", "64", "-n", "1", "-w", "0", "--algo", "tree",
+               env={"PYTHONPATH": str(shim)})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "FAILED" in r.stdout and rows_of(r.stdout)[0][9] != "0"
+
+
+def test_rank_that_raises_ends_job_and_keeps_rows(tmp_path):
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(
+        "import os\n"
+        "import collbench.runtime.algos as a\n"
+        "orig = a.ring_allreduce\n"
+        "def boom(ctx, s, r, comm=None):\n"
+        "    if s.nbytes >= 4096 and ctx.comm.Get_rank() == 1:\n"
+        "        raise RuntimeError('injected failure')\n"
+        "    return orig(ctx, s, r, comm)\n"
+        "a.ring_allreduce = boom\n"
+        "a.IMPLEMENTATIONS['ring'] = boom\n")
+    csv = tmp_path / "r.csv"
+    t0 = time.time()
+    r = mpirun(2, "-b", "8", "-e", "64K", "-f", "8", "--algo", "ring", "--csv", csv,
+               env={"PYTHONPATH": str(shim)}, timeout=60)
+    assert time.time() - t0 < 30
+    assert r.returncode != 0
+    assert "injected failure" in r.stderr and "Traceback" not in r.stderr
+    df = pd.read_csv(csv)
+    assert list(df.nbytes) == [8, 64, 512]          # sizes completed before the failure
+
+
+def test_hung_collective_times_out_and_keeps_rows(tmp_path):
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(
+        "import time\n"
+        "import collbench.runtime.algos as a\n"
+        "orig = a.rd_allreduce\n"
+        "def hang(ctx, s, r):\n"
+        "    if s.nbytes >= 512 and ctx.comm.Get_rank() == 0:\n"
+        "        time.sleep(600)\n"
+        "    return orig(ctx, s, r)\n"
+        "a.IMPLEMENTATIONS['rd'] = hang\n")
+    csv = tmp_path / "r.csv"
+    t0 = time.time()
+    r = mpirun(2, "-b", "8", "-e", "4K", "-f", "8", "--algo", "rd", "-T", "3", "--csv", csv,
+               env={"PYTHONPATH": str(shim)}, timeout=90)
+    assert time.time() - t0 < 60
+    assert r.returncode != 0 and "timed out after 3 s" in r.stderr
+    assert list(pd.read_csv(csv).nbytes) == [8, 64]
+
+
+def test_killed_rank_keeps_rows(tmp_path):
+    csv = tmp_path / "r.csv"
+    p = subprocess.Popen([str(MPIEXEC), "-n", "2", sys.executable, "-m", "collbench", "run",
+                          "-b", "8", "-e", "64M", "-f", "2", "-n", "50", "--algo", "ring",
+                          "--csv", str(csv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (csv.exists() and len(pd.read_csv(csv)) >= 4):
+        time.sleep(0.2)
+    os.killpg(p.pid, signal.SIGKILL)           # the whole job dies mid-run
+    p.wait(timeout=30)
+    df = pd.read_csv(csv)                      # still a complete, readable file
+    assert len(df) >= 4 and list(df.nbytes[:4]) == [8, 16, 32, 64]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--algo", "warp"], "valid: mpi, ring, tree, rhd, rd, hier"),
+    (["--algo", "mesh"], "no real implementation"),
+    (["-d", "complex64"], "valid: float32"),
+    (["-o", "avg", "-d", "int32"], "makes no sense"),
+    (["-o", "xor"], "valid: sum"),
+    (["--algo", "hier", "--ranks-per-node", "2"], "does not divide 3 ranks; valid: 1, 3"),
+    (["-e", "512G"], "lower -e"),
+    (["-b", "-1"], "bad size"),
+    (["--predict", "nope"], "valid presets"),
+    (["-a", "7"], "-a must be"),
+])
+def test_bad_input_exit_2(args, words):
+    r = mpirun(3, *args, timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr, r.stderr
+    assert not any(l and not l.startswith("#") for l in r.stdout.splitlines())
