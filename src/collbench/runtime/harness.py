@@ -180,7 +180,7 @@ def run(args, MPI) -> int:
     mpi_op = {"sum": MPI.SUM, "prod": MPI.PROD, "min": MPI.MIN, "max": MPI.MAX, "avg": MPI.SUM}[args.op]
     from .._reduce import OPS, scale_into
     ctx = Context(MPI, comm, OPS[args.op], mpi_op, args.dtype, node, cross)
-    lib = MPI.Get_library_version().strip().splitlines()[0].strip()
+    lib = " ".join(MPI.Get_library_version().strip().splitlines()[0].split())
     import mpi4py
     meta = {
         "source": "measured", "system": "local", "collective": "allreduce",
