@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 ALGOS = ["mpi", "ring", "tree", "rhd", "hier"]
-SIZES = [8, 65536, 4194304]
+SIZES = [8, 32768, 2097152]      # on the -b 8 -f 8 ladder
 
 
 class MeasuredAllreduce:
@@ -21,7 +21,7 @@ class MeasuredAllreduce:
         with tempfile.TemporaryDirectory() as d:
             csv = Path(d) / "run.csv"
             cmd = [str(mpiexec), "-n", "2", sys.executable, "-m", "collbench", "run", "-b", "8",
-                   "-e", "4M", "-f", "8", "-n", "20", "-w", "5", "--algo", ",".join(ALGOS),
+                   "-e", "2M", "-f", "8", "-n", "20", "-w", "5", "--algo", ",".join(ALGOS),
                    "--ranks-per-node", "1", "--csv", str(csv)]
             subprocess.run(cmd, check=True, capture_output=True, timeout=600,
                            env=dict(os.environ, MPI4PY_RC_THREAD_LEVEL="single"))

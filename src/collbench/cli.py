@@ -105,16 +105,8 @@ def build_parser() -> Parser:
     s.add_argument("-v", "--verbose", action="store_true", help="tiers and sources of every preset")
     s.set_defaults(func=cmd_systems)
 
-    try:
-        from .runtime.cli import add_run_parser
-        add_run_parser(sub)
-    except ImportError:
-        pass
-    try:
-        from .reports import add_parsers as add_report_parsers
-        add_report_parsers(sub)
-    except ImportError:
-        pass
+    from .runtime.cli import add_run_parser    # imports no MPI until `run` runs
+    add_run_parser(sub)
     return p
 
 
