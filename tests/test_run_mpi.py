@@ -16,11 +16,16 @@ pytestmark = pytest.mark.skipif(not MPIEXEC.exists(),
 ALGOS = "mpi,ring,tree,rhd,rd,hier"
 
 
-def mpirun(n, *args, timeout=240, env=None):
+def mpirun(n, *args, timeout=240, env=None, cwd=None):
+    """mpiexec -n N python -m collbench run ARGS, in a scratch directory unless cwd is given
+    (runs without --csv write their default results file under ./results)."""
+    import tempfile
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([str(MPIEXEC), "-n", str(n), sys.executable, "-m", "collbench", "run",
-                           *map(str, args)], capture_output=True, text=True, timeout=timeout, env=e)
+    with tempfile.TemporaryDirectory() as scratch:
+        return subprocess.run([str(MPIEXEC), "-n", str(n), sys.executable, "-m", "collbench",
+                               "run", *map(str, args)], capture_output=True, text=True,
+                              timeout=timeout, env=e, cwd=cwd or scratch)
 
 
 def rows_of(out):
@@ -41,8 +46,11 @@ def test_every_algorithm_exact_odd_sizes(n, tmp_path):
     df = pd.read_csv(csv)
     assert len(df) == 24 and set(df.algorithm) == set(ALGOS.split(","))
     assert (df.nranks == n).all() and (df.source == "measured").all()
-    r = mpirun(n, "-b", "4", "-e", "4", "-n", "1", "-w", "0", "--algo", ALGOS)   # one element
+    r = mpirun(n, "-b", "4", "-e", "4", "-n", "1", "-w", "0", "--algo", ALGOS,   # one element
+               cwd=tmp_path)
     assert r.returncode == 0 and all(row[9] == "0" for row in rows_of(r.stdout)), r.stderr
+    default = list((tmp_path / "results").glob("run-*-n%d-*.csv" % n))   # the default file
+    assert len(default) == 1 and len(pd.read_csv(default[0])) == 6
 
 
 # avg of integers is refused before any work (see test_bad_input_exit_2)

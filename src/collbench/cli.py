@@ -107,6 +107,8 @@ def build_parser() -> Parser:
 
     from .runtime.cli import add_run_parser    # imports no MPI until `run` runs
     add_run_parser(sub)
+    from .reports import add_parsers            # sweep, plot, report
+    add_parsers(sub)
     return p
 
 

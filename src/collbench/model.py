@@ -285,7 +285,8 @@ def sweep(systems=None, nbytes=None, *, algorithms="auto", nranks=None, collecti
     """Evaluate a grid: systems x collectives x rank counts x algorithms x sizes.
 
     systems: names/paths/Systems (default every preset).  nranks: None (whole system), an
-    int, or a list; counts above a system's size are skipped for that system.  algorithms
+    int, or a list of ints and the words "full" (whole system) and "domain" (the innermost
+    tier, e.g. one 8-GPU box); counts above a system's size are skipped for that system.  algorithms
     that do not fit a (system, ranks) are skipped rather than raising.
     """
     from .system import PRESETS
@@ -302,8 +303,10 @@ def sweep(systems=None, nbytes=None, *, algorithms="auto", nranks=None, collecti
         check_collective(coll)
         algos = _algorithm_list(algorithms, coll)
         counts = [s.max_ranks] if nranks is None else (
-            [nranks] if isinstance(nranks, (int, np.integer)) else list(nranks))
-        for p in counts:
+            [nranks] if isinstance(nranks, (int, np.integer, str)) else list(nranks))
+        counts = [s.max_ranks if c == "full" else s.tiers[0].size if c == "domain" else c
+                  for c in counts]
+        for p in dict.fromkeys(counts):
             if p > s.max_ranks:
                 continue
             p = check_nranks(s, p)

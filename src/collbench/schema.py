@@ -39,6 +39,9 @@ def _atomic_write(path: Path, text: str):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)        # mkstemp makes 0600; results are for sharing
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

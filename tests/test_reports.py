@@ -1,0 +1,61 @@
+"""collbench sweep / plot / report on real files."""
+import struct
+
+import pandas as pd
+
+import collbench
+
+
+def _png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def _measured(tmp_path):
+    """A results file in the measured schema (what collbench run writes), with predictions."""
+    rows = []
+    for algo, bw in (("mpi", 5.0), ("ring", 6.0)):
+        for k in range(3, 24, 2):
+            n = 2 ** k
+            t = 2.0 + n / (bw * 1e3)
+            rows.append(dict(source="measured", system="local", collective="allreduce",
+                             algorithm=algo, nranks=2, nbytes=n, time_us=t,
+                             algbw_gbps=n / t / 1e3, busbw_gbps=n / t / 1e3, nwrong=0, iters=20,
+                             host="testhost", mpi_version="MPICH 5", thread_level="single",
+                             ranks_per_node=1, predicted_us=t * 1.1, predicted_system="x",
+                             ratio=1 / 1.1))
+    path = tmp_path / "m.csv"
+    collbench.write_results(pd.DataFrame(rows), path)
+    return path
+
+
+def test_sweep_plot_report(cli, tmp_path):
+    model = tmp_path / "model.csv"
+    r = cli("sweep", "--system", "dgx-h100,cloudmatrix384", "-b", "8", "-e", "1G", "--algo",
+            "auto", "--nranks", "domain,full", "-o", model)
+    assert r.returncode == 0, r.stderr
+    assert "2/2" in r.stderr                       # progress
+    df = collbench.read_results(model)
+    assert set(df.nranks) == {8, 1024, 6144}
+    meas = _measured(tmp_path)
+    out = tmp_path / "out"
+    r = cli("report", model, meas, "-o", out, "--crossover", "dgx-h100")
+    assert r.returncode == 0, r.stderr
+    text = (out / "report.md").read_text()
+    assert "## Measured all-reduce" in text and "measured / predicted" in text
+    assert "| 0.909 |" in text or "0.909" in text   # geometric mean of the ratios
+    assert "dgx-h100" in text and "cloudmatrix384" in text
+    for name in ("measured_2ranks.png", "presets.png", "crossover_dgx-h100.png"):
+        w, h = _png_size(out / name)
+        assert w >= 800 and h >= 400
+        assert f"]({name})" in text
+
+
+def test_plot_bad_input(cli, tmp_path):
+    r = cli("plot", tmp_path / "missing.csv")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    p = tmp_path / "x.txt"
+    p.write_text("hello")
+    r = cli("plot", p)
+    assert r.returncode == 2 and "must end in .csv or .json" in r.stderr
