@@ -240,8 +240,9 @@ def _frame(comp: Compiled, nbytes, out, choice):
         algos = np.array([pl.algorithm for pl in comp.plans] + [name if name != "auto" else ""],
                          dtype=object)
         t = time[g]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(all="ignore"):        # sub-picosecond times of degenerate systems
             algbw = np.where(t > 0, nbytes / (t * 1e3), 0.0)
+            busbw = algbw * factor
         algo_col = algos[planidx]
         if name != "auto":
             algo_col = np.full(n, name, dtype=object)
@@ -251,7 +252,7 @@ def _frame(comp: Compiled, nbytes, out, choice):
             "source": "model", "system": s.name, "collective": coll,
             "algorithm": algo_col, "variant": labels[planidx], "requested": name,
             "nranks": p, "nbytes": nbytes.astype(np.int64), "time_us": t,
-            "algbw_gbps": algbw, "busbw_gbps": algbw * factor,
+            "algbw_gbps": algbw, "busbw_gbps": busbw,
             "latency_us": lat[g], "bandwidth_us": bw[g], "reduce_us": red[g],
         }))
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
