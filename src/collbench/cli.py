@@ -109,6 +109,8 @@ def build_parser() -> Parser:
     add_run_parser(sub)
     from .reports import add_parsers            # sweep, plot, report
     add_parsers(sub)
+    from .importers import add_parser as add_import_parser
+    add_import_parser(sub)
     return p
 
 

@@ -1,0 +1,262 @@
+"""``collbench import``: nccl-tests (text table or -J JSON) and OSU output into result rows.
+
+Rows come out in the common schema with ``source=measured``.  nccl-tests rows are the
+library's own choice of algorithm, so they are named ``auto`` (what the model's tuner
+predicts); OSU rows time MPI_Allreduce and friends, so they are named ``mpi``.  Anything the
+parser does not understand is an error naming the file and line; nothing is written then.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .algorithms import COLLECTIVES
+
+NCCL_TYPES = {"float": "float32", "half": "float16", "double": "float64", "bfloat16": "bfloat16",
+              "int32": "int32", "int64": "int64", "int8": "int8", "uint8": "uint8",
+              "uint32": "uint32", "uint64": "uint64", "float32": "float32", "float16": "float16",
+              "float64": "float64", "int": "int32", "char": "int8", "fp8_e4m3": "fp8_e4m3",
+              "fp8_e5m2": "fp8_e5m2"}
+NCCL_COLLECTIVES = {"all_reduce": "allreduce", "reduce_scatter": "reduce_scatter",
+                    "all_gather": "all_gather", "broadcast": "broadcast", "reduce": "reduce",
+                    "alltoall": "all_to_all"}
+OSU_COLLECTIVES = {"allreduce": "allreduce", "reduce_scatter": "reduce_scatter",
+                   "allgather": "all_gather", "broadcast": "broadcast", "bcast": "broadcast",
+                   "reduce": "reduce", "all-to-all": "all_to_all", "alltoall": "all_to_all"}
+OSU_TYPES = {"MPI_FLOAT": "float32", "MPI_DOUBLE": "float64", "MPI_INT": "int32",
+             "MPI_CHAR": "int8", "MPI_LONG": "int64"}
+
+
+class ImportError_(ValueError):
+    pass
+
+
+def _err(path, lineno, msg):
+    return ImportError_(f"{path}:{lineno}: {msg}")
+
+
+def detect(text: str) -> str:
+    s = text.lstrip()
+    if s.startswith("{"):
+        return "nccl-json"
+    if re.search(r"^#\s*OSU MPI", text, re.MULTILINE):
+        return "osu"
+    if re.search(r"out-of-place|nThread|Collective test starting", text):
+        return "nccl-text"
+    raise ValueError("not nccl-tests output (text or -J JSON) nor OSU output: no nccl-tests "
+                     "header ('# nThread', 'out-of-place') and no '# OSU MPI' line")
+
+
+def _coll_from_program(name: str, path, lineno):
+    base = Path(name.strip()).name.replace("_perf", "").replace("_mpi", "")
+    if base not in NCCL_COLLECTIVES:
+        raise _err(path, lineno, f"nccl-tests program {name.strip()!r} is not one collbench "
+                   f"models; known: {', '.join(p + '_perf' for p in NCCL_COLLECTIVES)}")
+    return NCCL_COLLECTIVES[base]
+
+
+def _num(tok, path, lineno, what, kind=float):
+    try:
+        return kind(tok)
+    except ValueError:
+        raise _err(path, lineno, f"{what} {tok!r} is not a number") from None
+
+
+def parse_nccl_text(text: str, path="<text>", collective=None, nranks=None) -> list:
+    rows = []
+    coll = collective
+    ranks = 0
+    hosts = set()
+    iters = None
+    in_block = False
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s:
+            continue
+        if s.startswith("#"):
+            m = re.match(r"#\s*Collective test starting:\s*(\S+)", s)
+            if m:
+                coll = collective or _coll_from_program(m.group(1), path, lineno)
+            if re.match(r"#\s*nThread\b", s):
+                m = re.search(r"\biters:\s*(\d+)\s+agg", s)      # not "warmup iters"
+                iters = int(m.group(1)) if m else None
+                if in_block:          # a new run in the same file: its own ranks
+                    ranks, hosts, in_block = 0, set(), False
+            m = re.match(r"#\s*Rank\s+\d+\s+Group\s+\d+\s+Pid\s+\d+\s+on\s+(\S+)", s)
+            if m:
+                ranks += 1
+                hosts.add(m.group(1))
+            continue
+        if re.search(r"NCCL (INFO|WARN)", s):     # NCCL_DEBUG lines interleaved with the table
+            continue
+        f = s.split()
+        if len(f) not in (13, 14, 15):
+            raise _err(path, lineno, f"expected a table row of 13 fields (size count type redop "
+                       f"root, then time algbw busbw #wrong out-of-place and in-place), got "
+                       f"{len(f)}")
+        in_block = True
+        p = nranks or ranks
+        if not p:
+            raise _err(path, lineno, "no '#  Rank ...' lines before the table: pass --nranks")
+        if coll is None:
+            coll = "allreduce"
+        size = _num(f[0], path, lineno, "size", int)
+        count = _num(f[1], path, lineno, "count", int)
+        dtype = NCCL_TYPES.get(f[2])
+        if dtype is None:
+            raise _err(path, lineno, f"unknown nccl-tests type {f[2]!r}; known: "
+                       f"{', '.join(NCCL_TYPES)}")
+        for place, off in (("out-of-place", 5), ("in-place", 9)):
+            t = _num(f[off], path, lineno, "time", float)
+            algbw = _num(f[off + 1], path, lineno, "algbw", float)
+            busbw = _num(f[off + 2], path, lineno, "busbw", float)
+            wrong = None if f[off + 3] == "N/A" else _num(f[off + 3], path, lineno, "#wrong", float)
+            rows.append(_row(coll, p, size, count, dtype, f[3], f[4], t, algbw, busbw, wrong,
+                             place, iters, ",".join(sorted(hosts)), "NCCL"))
+    if not rows:
+        raise ValueError(f"{path}: no nccl-tests table rows found")
+    return rows
+
+
+def _row(coll, p, size, count, dtype, redop, root, t, algbw, busbw, wrong, variant, iters, host,
+         lib, tmin=None, tmax=None):
+    return dict(source="measured", system="imported", collective=coll,
+                algorithm="auto" if lib == "NCCL" else "mpi", variant=variant, requested=None,
+                nranks=p, nbytes=size, count=count, dtype=dtype, redop=redop,
+                root=None if str(root) == "-1" else root, time_us=t, algbw_gbps=algbw,
+                busbw_gbps=busbw, nwrong=wrong, iters=iters, host=host or None, mpi_library=lib,
+                time_min_us=tmin, time_max_us=tmax)
+
+
+def parse_nccl_json(text: str, path="<json>", collective=None, nranks=None) -> list:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _err(path, exc.lineno, f"broken JSON: {exc.msg}") from None
+    if not isinstance(doc, dict) or "results" not in doc:
+        raise ValueError(f"{path}: nccl-tests -J JSON needs a 'results' list")
+    cfg = doc.get("config") or {}
+    devices = cfg.get("devices") or []
+    p = nranks or len(devices)
+    if not p:
+        raise ValueError(f"{path}: the JSON lists no devices: pass --nranks")
+    coll = collective
+    if coll is None:
+        prog = doc.get("program") or doc.get("test") or cfg.get("program") or ""
+        coll = _coll_from_program(prog, path, 1) if prog else "allreduce"
+    hosts = ",".join(sorted({str(d.get("hostname") or d.get("host") or "") for d in devices
+                             if isinstance(d, dict)} - {""}))
+    rows = []
+    for i, r in enumerate(doc["results"]):
+        if not isinstance(r, dict) or "size" not in r:
+            raise ValueError(f"{path}: results[{i}] has no 'size'")
+        dtype = NCCL_TYPES.get(str(r.get("type", "float")))
+        if dtype is None:
+            raise ValueError(f"{path}: results[{i}]: unknown type {r.get('type')!r}")
+        for place, key in (("out-of-place", "out_of_place"), ("in-place", "in_place")):
+            d = r.get(key)
+            if not d:
+                continue
+            t = d.get("time", d.get("cpu_time"))
+            if t is None or "alg_bw" not in d or "bus_bw" not in d:
+                raise ValueError(f"{path}: results[{i}].{key} needs time, alg_bw and bus_bw")
+            rows.append(_row(coll, p, int(r["size"]), int(r.get("count", 0)), dtype,
+                             r.get("redop"), r.get("root"), float(t), float(d["alg_bw"]),
+                             float(d["bus_bw"]), d.get("nwrong"), place,
+                             cfg.get("iterations"), hosts, "NCCL"))
+    if not rows:
+        raise ValueError(f"{path}: no results in the JSON")
+    return rows
+
+
+def parse_osu(text: str, path="<osu>", collective=None, nranks=None) -> list:
+    coll, dtype, cols = collective, "float32", None
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s:
+            continue
+        if s.startswith("#"):
+            m = re.match(r"#\s*OSU MPI(?:-\w+)?\s+(\S+)\s+Latency Test", s)
+            if m and collective is None:
+                name = m.group(1).lower()
+                if name not in OSU_COLLECTIVES:
+                    raise _err(path, lineno, f"OSU test {m.group(1)!r} is not one collbench "
+                               f"models; known: {', '.join(OSU_COLLECTIVES)}")
+                coll = OSU_COLLECTIVES[name]
+            m = re.match(r"#\s*Datatype:\s*(\w+)", s)
+            if m:
+                dtype = OSU_TYPES.get(m.group(1), m.group(1))
+            if re.match(r"#\s*Size", s):
+                cols = re.findall(r"Avg|Min|Max|Iterations|Validation|P50|P90|P99", s)
+            continue
+        if cols is None:
+            raise _err(path, lineno, "a data row before the '# Size ...' header")
+        f = s.split()
+        if len(f) != 1 + len(cols):
+            raise _err(path, lineno, f"expected {1 + len(cols)} fields (Size "
+                       f"{' '.join(cols)}), got {len(f)}")
+        if not nranks:
+            raise _err(path, lineno, "OSU output does not say how many ranks ran: pass --nranks")
+        vals = dict(zip(cols, f[1:]))
+        size = _num(f[0], path, lineno, "size", int)
+        t = _num(vals["Avg"], path, lineno, "latency", float)
+        tmin = _num(vals["Min"], path, lineno, "latency", float) if "Min" in vals else None
+        tmax = _num(vals["Max"], path, lineno, "latency", float) if "Max" in vals else None
+        iters = _num(vals["Iterations"], path, lineno, "iterations", int) if "Iterations" in vals else None
+        wrong = None
+        if "Validation" in vals:
+            wrong = 0 if vals["Validation"].lower() == "pass" else 1
+        c = coll or "allreduce"
+        algbw = size / t / 1e3 if t > 0 else 0.0
+        busbw = algbw * COLLECTIVES[c].busbw(nranks)
+        esize = {"float32": 4, "float64": 8, "int32": 4, "int8": 1, "int64": 8}.get(dtype, 4)
+        rows.append(_row(c, nranks, size, size // esize, dtype, "sum" if COLLECTIVES[c].reduces
+                         else None, None, t, algbw, busbw, wrong, "osu", iters, None, "MPI (OSU)",
+                         tmin, tmax))
+    if not rows:
+        raise ValueError(f"{path}: no OSU data rows found")
+    return rows
+
+
+def import_file(path, *, collective=None, nranks=None) -> pd.DataFrame:
+    from .schema import finish_frame
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if collective is not None and collective not in COLLECTIVES:
+        raise ValueError(f"unknown collective {collective!r}; valid: {', '.join(COLLECTIVES)}")
+    kind = detect(text)
+    parser = {"nccl-json": parse_nccl_json, "nccl-text": parse_nccl_text, "osu": parse_osu}[kind]
+    rows = parser(text, str(path), collective, nranks)
+    df = pd.DataFrame(rows)
+    df["predicted_system"] = None
+    df["variant"] = df["variant"].astype(str)
+    return finish_frame(df.assign(commit=f"import:{path.name}"))
+
+
+def cmd_import(args) -> int:
+    from .schema import write_results
+    frames = [import_file(p, collective=args.collective, nranks=args.nranks) for p in args.files]
+    df = pd.concat(frames, ignore_index=True)
+    out = Path(args.output) if args.output else Path(args.files[0]).with_suffix(".csv")
+    if out.resolve() in {Path(p).resolve() for p in args.files}:
+        raise ValueError(f"-o {out} would overwrite an input file")
+    write_results(df, out)
+    print(f"# {len(df)} rows from {len(args.files)} file(s) -> {out}")
+    return 0
+
+
+def add_parser(sub):
+    i = sub.add_parser("import", help="nccl-tests (text or -J JSON) or OSU output to results rows")
+    i.add_argument("files", nargs="+")
+    i.add_argument("-o", "--output", default=None, help="results .csv or .json (default FILE.csv)")
+    i.add_argument("--collective", default=None, help="override what the file says")
+    i.add_argument("--nranks", type=int, default=None,
+                   help="ranks, when the file does not say (OSU output never does)")
+    i.set_defaults(func=cmd_import)
