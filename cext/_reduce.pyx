@@ -75,24 +75,6 @@ def reduce_out(dst, a, src, int op):
         _reduce3_typed(dst, a, src, op)
 
 
-cdef void _reduce(num *d, const num *s, Py_ssize_t n, int op) noexcept nogil:
-    cdef Py_ssize_t i
-    if op == 0:
-        for i in range(n):
-            d[i] = d[i] + s[i]
-    elif op == 1:
-        for i in range(n):
-            d[i] = d[i] * s[i]
-    elif op == 2:
-        for i in range(n):
-            if s[i] < d[i]:
-                d[i] = s[i]
-    else:
-        for i in range(n):
-            if s[i] > d[i]:
-                d[i] = s[i]
-
-
 def _reduce_typed(num[::1] dst, const num[::1] src, int op):
     cdef Py_ssize_t n = dst.shape[0]
     if src.shape[0] != n:
@@ -100,7 +82,7 @@ def _reduce_typed(num[::1] dst, const num[::1] src, int op):
     if n == 0:
         return
     with nogil:
-        _reduce(&dst[0], &src[0], n, op)
+        _reduce3(&dst[0], &dst[0], &src[0], n, op)     # in place: dst = op(dst, src)
 
 
 def _reduce_f16(cnp.uint16_t[::1] dst, const cnp.uint16_t[::1] src, int op):

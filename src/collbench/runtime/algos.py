@@ -178,14 +178,24 @@ def _fold_out(comm, buf):
             comm.Send(buf, dest=r - 1, tag=8)
 
 
-def rhd_allreduce(ctx, send, recv, comm=None):
-    comm = comm or ctx.comm
+def _folded(ctx, comm, send, recv, core):
+    """recv = send; fold a non-power-of-two rank count onto the largest power of two, run
+    core(newrank, pof2) on the ranks that stay, and hand the result back to the others."""
     recv[...] = send
     p = comm.Get_size()
     if p == 1:
         return
     newrank, pof2 = _fold_in(ctx, comm, recv)
     if newrank >= 0:
+        core(newrank, pof2)
+    _fold_out(comm, recv)
+
+
+def rhd_allreduce(ctx, send, recv, comm=None):
+    comm = comm or ctx.comm
+    p = comm.Get_size()
+
+    def core(newrank, pof2):
         lo, hi = 0, recv.size
         stack = []
         mask = 1
@@ -211,17 +221,15 @@ def rhd_allreduce(ctx, send, recv, comm=None):
             comm.Sendrecv(recv[lo:hi], dest=partner, sendtag=tag,
                           recvbuf=recv[olo:ohi], source=partner, recvtag=tag)
             lo, hi = plo, phi
-    _fold_out(comm, recv)
+
+    _folded(ctx, comm, send, recv, core)
 
 
 def rd_allreduce(ctx, send, recv):
     comm = ctx.comm
-    recv[...] = send
     p = comm.Get_size()
-    if p == 1:
-        return
-    newrank, pof2 = _fold_in(ctx, comm, recv)
-    if newrank >= 0:
+
+    def core(newrank, pof2):
         tmp = ctx.tmp(recv.size)
         mask = 1
         while mask < pof2:
@@ -230,7 +238,8 @@ def rd_allreduce(ctx, send, recv):
                           recvtag=mask)
             reduce_into(recv, tmp, ctx.op)
             mask <<= 1
-    _fold_out(comm, recv)
+
+    _folded(ctx, comm, send, recv, core)
 
 
 # ---- hierarchical: reduce-scatter inside the node, all-reduce across, all-gather inside ----
