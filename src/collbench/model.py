@@ -125,12 +125,8 @@ class Compiled:
         self.mode = np.array([p.mode for p in self.plans], dtype=np.intc)
         self.pipe_d = np.array([p.pipe_d for p in self.plans], dtype=float)
         self.pipe_a = np.array([p.pipe_a for p in self.plans], dtype=float)
-        group = np.zeros(P, dtype=np.intc)
-        # a plan may belong to several groups (e.g. ring and auto): duplicate rows then
-        rows = []
-        for g, (_, members) in enumerate(self.groups):
-            for j in members:
-                rows.append((j, g))
+        # a plan may belong to several groups (e.g. ring and auto): one kernel row per (plan, group)
+        rows = [(j, g) for g, (_, members) in enumerate(self.groups) for j in members]
         idx = np.array([j for j, _ in rows], dtype=np.intp)
         group = np.array([g for _, g in rows], dtype=np.intc)
         self.rowplan = idx
@@ -152,7 +148,6 @@ class Compiled:
             np.ascontiguousarray(self.lat[idx]), np.ascontiguousarray(self.red[idx]),
             np.ascontiguousarray(self.mode[idx]), np.ascontiguousarray(self.pipe_d[idx]),
             np.ascontiguousarray(self.pipe_a[idx]), group)
-        self.span = span
 
     def alloc(self, n: int):
         G = len(self.groups)

@@ -155,7 +155,7 @@ class Watchdog:
 
 
 def run(args, MPI) -> int:
-    from .algos import IMPLEMENTATIONS, Context
+    from .algos import DESCRIPTIONS, IMPLEMENTATIONS, Context
 
     comm = MPI.COMM_WORLD
     rank, p = comm.Get_rank(), comm.Get_size()
@@ -224,8 +224,7 @@ def run(args, MPI) -> int:
         f = IMPLEMENTATIONS[algo]
         if rank == 0:
             print("#")
-            print(f"# algo {algo}: " + __import__("collbench.runtime.algos",
-                                                     fromlist=["DESCRIPTIONS"]).DESCRIPTIONS[algo])
+            print(f"# algo {algo}: {DESCRIPTIONS[algo]}")
             print(table.header())
             sys.stdout.flush()
         for nbytes in sizes:
