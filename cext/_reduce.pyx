@@ -56,11 +56,16 @@ cdef void _reduce3(num *d, const num *a, const num *s, Py_ssize_t n, int op) noe
             d[i] = s[i] if s[i] > a[i] else a[i]
 
 
+cdef inline bint _work(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k) except -1:
+    """True when there is something to reduce; ValueError when the lengths differ."""
+    if m != n or k != n:
+        raise ValueError("reduce: length mismatch")
+    return n > 0
+
+
 def _reduce3_typed(num[::1] dst, const num[::1] a, const num[::1] src, int op):
     cdef Py_ssize_t n = dst.shape[0]
-    if src.shape[0] != n or a.shape[0] != n:
-        raise ValueError("reduce: length mismatch")
-    if n == 0:
+    if not _work(n, a.shape[0], src.shape[0]):
         return
     with nogil:
         _reduce3(&dst[0], &a[0], &src[0], n, op)
@@ -77,9 +82,7 @@ def reduce_out(dst, a, src, int op):
 
 def _reduce_typed(num[::1] dst, const num[::1] src, int op):
     cdef Py_ssize_t n = dst.shape[0]
-    if src.shape[0] != n:
-        raise ValueError("reduce: length mismatch")
-    if n == 0:
+    if not _work(n, n, src.shape[0]):
         return
     with nogil:
         _reduce3(&dst[0], &dst[0], &src[0], n, op)     # in place: dst = op(dst, src)
@@ -87,9 +90,7 @@ def _reduce_typed(num[::1] dst, const num[::1] src, int op):
 
 def _reduce_f16(cnp.uint16_t[::1] dst, const cnp.uint16_t[::1] src, int op):
     cdef Py_ssize_t n = dst.shape[0]
-    if src.shape[0] != n:
-        raise ValueError("reduce: length mismatch")
-    if n == 0:
+    if not _work(n, n, src.shape[0]):
         return
     with nogil:
         cb_reduce_f16(&dst[0], &src[0], n, op)

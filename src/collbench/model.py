@@ -81,6 +81,8 @@ class Compiled:
                         continue
                     members += idx
                 if not members:
+                    if isinstance(name, _Optional):
+                        continue
                     raise ValueError(f"no algorithm applies to {collective} on {system.name} with "
                                      f"{nranks} ranks")
                 self.groups.append(("auto", members))
@@ -93,6 +95,9 @@ class Compiled:
                     ok = [a for a in for_collective(collective) if self._applies(a, allowed)]
                     raise ValueError(f"algorithm {name!r} does not fit {system.name} with {nranks} "
                                      f"ranks: {exc}; applicable: {', '.join(ok)}") from None
+        if not self.groups:
+            raise ValueError(f"none of {', '.join(algorithms)} applies to {collective} on "
+                             f"{system.name} with {nranks} ranks")
         self._pack()
 
     def _applies(self, a, allowed):
@@ -306,16 +311,10 @@ def sweep(systems=None, nbytes=None, *, algorithms="auto", nranks=None, collecti
             if p > s.max_ranks:
                 continue
             p = check_nranks(s, p)
-            usable = []
-            for a in algos:
-                try:
-                    compile_plans(s, p, coll, [a], library_only)
-                    usable.append(a)
-                except ValueError:
-                    continue
-            if not usable:
+            try:      # in a grid, algorithms that do not fit are left out, not errors
+                comp = compile_plans(s, p, coll, [_Optional(a) for a in algos], library_only)
+            except ValueError:
                 continue
-            comp = compile_plans(s, p, coll, usable, library_only)
             out, choice = comp.run(sizes)
             frames.append(_frame(comp, sizes, out, choice))
         if progress:
