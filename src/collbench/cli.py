@@ -111,6 +111,8 @@ def build_parser() -> Parser:
     add_parsers(sub)
     from .importers import add_parser as add_import_parser
     add_import_parser(sub)
+    from .calibrate import add_parser as add_calibrate_parser
+    add_calibrate_parser(sub)
     return p
 
 

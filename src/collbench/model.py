@@ -1,8 +1,6 @@
 """``collbench.estimate`` and ``collbench.sweep``: the cost model as a table."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
@@ -65,8 +63,10 @@ def candidates(system: System, nranks: int, collective: str, library_only: bool)
 class Compiled:
     """Plans of one (system, ranks, collective) packed for the kernel."""
 
-    def __init__(self, system: System, nranks: int, collective: str, algorithms, library_only=True):
+    def __init__(self, system: System, nranks: int, collective: str, algorithms, library_only=True,
+                 implementation=None):
         self.system, self.nranks, self.collective = system, nranks, collective
+        self.implementation = implementation
         allowed = set(system.library_algorithms) if library_only else set(for_collective(collective))
         self.groups = []       # (requested name, [plan indices])
         self.plans = []
@@ -75,8 +75,8 @@ class Compiled:
             if name == "auto":
                 members = []
                 for a in candidates(system, nranks, collective, library_only):
-                    try:
-                        idx = self._plans_for(a, allowed, cache)
+                    try:      # the library's algorithms: no per-implementation entry
+                        idx = self._plans_for(a, allowed, cache, implementation)
                     except _plans.NotApplicable:
                         continue
                     members += idx
@@ -88,7 +88,8 @@ class Compiled:
                 self.groups.append(("auto", members))
             else:
                 try:
-                    self.groups.append((name, self._plans_for(name, allowed, cache)))
+                    impl = implementation or (name if name in system.implementations else None)
+                    self.groups.append((name, self._plans_for(name, allowed, cache, impl)))
                 except _plans.NotApplicable as exc:
                     if isinstance(name, _Optional):
                         continue
@@ -107,22 +108,26 @@ class Compiled:
         except _plans.NotApplicable:
             return False
 
-    def _plans_for(self, name, allowed, cache):
-        if name not in cache:
-            pls = _plans.build(self.system, self.nranks, self.collective, name,
+    def _plans_for(self, name, allowed, cache, impl=None):
+        key = (name, impl)
+        if key not in cache:
+            spec = self.system.implementations.get(impl) if impl else None
+            pls = _plans.build(with_step(self.system, spec["step_us"] if spec else 0.0),
+                               self.nranks, self.collective, name,
                                allowed if name != "hier" else allowed | {"ring"})
-            cache[name] = list(range(len(self.plans), len(self.plans) + len(pls)))
+            for pl in pls:          # (fresh plans: build() makes new ones each call)
+                pl.mul_hi = spec["bw_factor"] if spec else 1.0
+                pl.mul_lo = spec.get("bw_factor_lo", pl.mul_hi) if spec else 1.0
+                if spec:
+                    pl.lat = max(0.0, pl.lat + spec.get("base_us", 0.0))
+            cache[key] = list(range(len(self.plans), len(self.plans) + len(pls)))
             self.plans += pls
-        return cache[name]
+        return cache[key]
 
     def _pack(self):
         s = self.system
-        T, P = len(s.tiers), len(self.plans)
-        self.bw = np.array([t.bw_gbps * 1e3 / t.oversub for t in s.tiers])
-        self.eff_lo = np.array([t.eff_lo for t in s.tiers])
-        self.eff_hi = np.array([t.eff_hi for t in s.tiers])
-        self.llo = np.array([math.log(t.eff_lo_bytes) for t in s.tiers])
-        self.lhi = np.array([math.log(t.eff_hi_bytes) for t in s.tiers])
+        P = len(self.plans)
+        T = len(s.tiers)
         self.lat = np.array([p.lat for p in self.plans])
         self.coef = np.ascontiguousarray(np.array([p.coef for p in self.plans]).reshape(P, T))
         self.lsc = np.ascontiguousarray(np.array([p.logscale for p in self.plans]).reshape(P, T))
@@ -136,23 +141,11 @@ class Compiled:
         group = np.array([g for _, g in rows], dtype=np.intc)
         self.rowplan = idx
         self.overlap = int(s.overlap_reduce)
-        coef, lsc = self.coef[idx], self.lsc[idx]
-        R = len(idx)
-        scale = np.exp(-lsc)                         # data of the sub-collective = n / scale
-        span = self.lhi - self.llo
-        self.k_args = (
-            np.ascontiguousarray(coef / self.bw),                      # cb: us per byte at eff 1
-            np.ascontiguousarray(np.exp(self.llo) * scale),            # lo_n
-            np.ascontiguousarray(np.exp(self.lhi) * scale),            # hi_n
-            np.ascontiguousarray(np.broadcast_to(self.eff_lo, (R, T))),
-            np.ascontiguousarray(np.broadcast_to(self.eff_hi, (R, T))),
-            np.ascontiguousarray(self.llo - lsc),                      # x0: log n where ramp starts
-            np.ascontiguousarray(np.broadcast_to((self.eff_hi - self.eff_lo) / span, (R, T))),
-            np.ascontiguousarray(coef / self.bw / self.eff_lo),        # cb_lo
-            np.ascontiguousarray(coef / self.bw / self.eff_hi),        # cb_hi
-            np.ascontiguousarray(self.lat[idx]), np.ascontiguousarray(self.red[idx]),
-            np.ascontiguousarray(self.mode[idx]), np.ascontiguousarray(self.pipe_d[idx]),
-            np.ascontiguousarray(self.pipe_a[idx]), group)
+        self.k_args = kernel_args(
+            self.coef[idx], self.lsc[idx], self.lat[idx], self.red[idx], self.mode[idx],
+            self.pipe_d[idx], self.pipe_a[idx], group, tier_arrays(s),
+            np.array([self.plans[j].mul_lo for j in idx]),
+            np.array([self.plans[j].mul_hi for j in idx]))
 
     def alloc(self, n: int):
         G = len(self.groups)
@@ -169,6 +162,48 @@ class Compiled:
         else:
             raise ValueError(f"unknown engine {engine!r}; valid: cython, numpy")
         return out, choice
+
+
+def with_step(system: System, step_us: float) -> System:
+    """The system with ``step_us`` more software latency per step on every tier (how an
+    implementation's own per-step overhead enters the plans)."""
+    if not step_us:
+        return system
+    from dataclasses import replace
+    return replace(system, tiers=tuple(replace(t, lat_sw_us=max(0.0, t.lat_sw_us + step_us))
+                                       for t in system.tiers))
+
+
+def tier_arrays(system: System):
+    """Per-tier (bytes/us, eff_lo, eff_hi, log eff_lo_bytes, log eff_hi_bytes) of a system."""
+    t = system.tiers
+    return (np.array([x.bw_gbps * 1e3 / x.oversub for x in t]),
+            np.array([x.eff_lo for x in t]), np.array([x.eff_hi for x in t]),
+            np.log([x.eff_lo_bytes for x in t]), np.log([x.eff_hi_bytes for x in t]))
+
+
+def kernel_args(coef, lsc, lat, red, mode, pipe_d, pipe_a, group, tiers, mul_lo=1.0, mul_hi=1.0):
+    """The kernel's arguments for plan rows (coef/logscale [rows, tiers], per-row latency,
+    reduction us/byte, mode, pipelining, group) on tiers given by ``tier_arrays``;
+    ``mul_lo``/``mul_hi`` (scalars or per row) scale the ends of each row's efficiency curve."""
+    bw, eff_lo, eff_hi, llo, lhi = tiers
+    R, T = coef.shape
+    scale = np.exp(-lsc)                         # data of the sub-collective = n / scale
+    cb = coef / bw
+    e_lo = np.multiply.outer(np.broadcast_to(mul_lo, (R,)), eff_lo)
+    e_hi = np.multiply.outer(np.broadcast_to(mul_hi, (R,)), eff_hi)
+    c = np.ascontiguousarray
+    return (
+        c(cb),                                                   # cb: us per byte at eff 1
+        c(np.exp(llo) * scale),                                  # lo_n
+        c(np.exp(lhi) * scale),                                  # hi_n
+        c(e_lo), c(e_hi),
+        c(llo - lsc),                                            # x0: log n where ramp starts
+        c((e_hi - e_lo) / (lhi - llo)),                          # slope per unit of log n
+        c(cb / e_lo),                                            # cb_lo
+        c(cb / e_hi),                                            # cb_hi
+        c(lat, dtype=float), c(red, dtype=float), c(mode, dtype=np.intc),
+        c(pipe_d, dtype=float), c(pipe_a, dtype=float), c(group, dtype=np.intc))
 
 
 def evaluate_numpy(nbytes, k_args, out, choice, overlap=0):
@@ -216,14 +251,16 @@ def evaluate_numpy(nbytes, k_args, out, choice, overlap=0):
 _compiled_cache: dict = {}
 
 
-def compile_plans(system, nranks, collective, algorithms, library_only=True) -> Compiled:
+def compile_plans(system, nranks, collective, algorithms, library_only=True,
+                  implementation=None) -> Compiled:
     key = (id(system), system.name, nranks, collective,
-           tuple((a, isinstance(a, _Optional)) for a in algorithms), library_only)
+           tuple((a, isinstance(a, _Optional)) for a in algorithms), library_only, implementation)
     c = _compiled_cache.get(key)
     if c is None or c.system is not system:
         if len(_compiled_cache) > 4096:
             _compiled_cache.clear()
-        c = _compiled_cache[key] = Compiled(system, nranks, collective, algorithms, library_only)
+        c = _compiled_cache[key] = Compiled(system, nranks, collective, algorithms, library_only,
+                                            implementation)
     return c
 
 
@@ -260,22 +297,31 @@ def _frame(comp: Compiled, nbytes, out, choice):
 
 
 def estimate(system, nbytes, *, collective: str = "allreduce", algorithm="auto", nranks=None,
-             library_only: bool = True, engine: str = "cython") -> pd.DataFrame:
+             library_only: bool = True, engine: str = "cython",
+             implementation: str | None = None) -> pd.DataFrame:
     """Model time of a collective: one row per (size, algorithm).
 
     system: preset name, TOML path or System.  nbytes: scalar or array of sizes in bytes.
     algorithm: a name, a comma-separated list, a list, ``"auto"`` (the cheapest; the
     ``algorithm`` column names the one chosen) or ``"all"``.  nranks=None: the whole system.
     library_only: ``auto`` chooses among the algorithms the system's library really runs.
+    implementation: whose per-implementation entry (``system.implementations``, from
+    ``collbench calibrate``) applies to every algorithm, e.g. ``"mpi"`` for MPI_Allreduce
+    modelled as ``auto``; by default an algorithm asked for by name uses its own entry.
+    Rows outside the data a calibrated system was fitted to say so in ``extrapolated``.
     """
     sys_ = load_system(system)
     check_collective(collective)
     p = check_nranks(sys_, nranks)
     sizes = check_sizes(nbytes)
     algos = _algorithm_list(algorithm, collective)
-    comp = compile_plans(sys_, p, collective, algos, library_only)
+    comp = compile_plans(sys_, p, collective, algos, library_only, implementation)
     out, choice = comp.run(sizes, engine)
     df = _frame(comp, sizes, out, choice)
+    if sys_.calibration:
+        from .calibrate import extrapolation
+        df["extrapolated"] = [extrapolation(sys_, n, p, collective, a, implementation)
+                              for n, a in zip(df["nbytes"], df["requested"])]
     order = np.argsort(np.tile(np.arange(len(sizes)), len(comp.groups)), kind="stable")
     df = df.iloc[order].reset_index(drop=True)
     return finish_frame(df)

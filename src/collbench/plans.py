@@ -30,6 +30,8 @@ class Plan:
     mode: int = SUM
     pipe_d: float = 0.0               # chain hops for pipelined plans (0: not pipelined)
     pipe_a: float = 0.0               # mean latency per hop for pipelined plans
+    mul_lo: float = 1.0               # implementation's efficiency relative to the tiers'
+    mul_hi: float = 1.0               # curves, at small / large sizes
     coef: list = field(default_factory=list)
     logscale: list = field(default_factory=list)
 

@@ -18,6 +18,7 @@ SCHEMA_COLUMNS = [
     "count", "dtype", "redop", "root",
     # results
     "time_us", "algbw_gbps", "busbw_gbps", "latency_us", "bandwidth_us", "reduce_us",
+    "extrapolated",          # model rows of a calibrated system: why this is beyond its data
     # measurement details
     "time_min_us", "time_max_us", "time_rank0_us", "timing", "nwrong", "iters", "warmup",
     "predicted_us", "predicted_system", "ratio",

@@ -9,6 +9,7 @@ carries its source in the TOML file it comes from (``[tiers.sources]``).
 from __future__ import annotations
 
 import math
+import numbers
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
@@ -68,6 +69,14 @@ class System:
     overlap_reduce: bool = False   # reduction runs under the transfer (time uses max, not sum)
     vendor: str = ""
     description: str = ""
+    # per implementation run by name (e.g. collbench's own Python ring, or "mpi" for the MPI
+    # library's MPI_Allreduce): {"step_us": extra latency per step, "base_us": extra fixed
+    # latency per call, "bw_factor"/"bw_factor_lo": its efficiency relative to the tiers'
+    # curves at large/small sizes}.  Fitted by `collbench calibrate`; presets have none.
+    implementations: dict = field(default_factory=dict, hash=False)
+    # what a calibrated system was fitted to (sizes, ranks, tiers, algorithms, error):
+    # estimates outside it are labelled as extrapolation
+    calibration: dict = field(default_factory=dict, hash=False)
     sources: dict = field(default_factory=dict, compare=False)
     path: str = field(default="", compare=False)
 
@@ -212,16 +221,54 @@ def _system_from_dict(data: dict, where: str) -> System:
     for key in ("vendor", "description"):
         if key in data:
             kw[key] = str(data[key])
+    if "implementations" in data:
+        kw["implementations"] = _implementations(data["implementations"], where)
+    if "calibration" in data:
+        if not isinstance(data["calibration"], dict):
+            raise ValueError(f"{where}: calibration must be a table")
+        kw["calibration"] = dict(data["calibration"])
     if "sources" in data:
         kw["sources"] = dict(data["sources"])
     return System(**kw)
 
 
+IMPLEMENTATION_KEYS = ("step_us", "base_us", "bw_factor", "bw_factor_lo")
+
+
+def _implementations(raw, where) -> dict:
+    from .algorithms import ALGORITHMS
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: implementations must be a table of tables")
+    out = {}
+    for name, d in raw.items():
+        if name not in ALGORITHMS or name == "auto":
+            raise ValueError(f"{where}: implementations.{name}: unknown algorithm; valid: "
+                             f"{', '.join(a for a in ALGORITHMS if a != 'auto')}")
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}: implementations.{name} must be a table")
+        bad = sorted(set(d) - set(IMPLEMENTATION_KEYS))
+        if bad:
+            raise ValueError(f"{where}: implementations.{name}: unknown keys {bad}; valid keys: "
+                             f"{', '.join(IMPLEMENTATION_KEYS)}")
+        out[name] = {"step_us": _num(where, f"implementations.{name}.step_us",
+                                     d.get("step_us", 0.0), lo=0, hi=1e6),
+                     "bw_factor": _num(where, f"implementations.{name}.bw_factor",
+                                       d.get("bw_factor", 1.0), lo=1e-6, hi=1e6),
+                     "base_us": _num(where, f"implementations.{name}.base_us",
+                                     d.get("base_us", 0.0), lo=-1e6, hi=1e6)}
+        out[name]["bw_factor_lo"] = _num(where, f"implementations.{name}.bw_factor_lo",
+                                         d.get("bw_factor_lo", out[name]["bw_factor"]),
+                                         lo=1e-6, hi=1e6)
+    return out
+
+
 def _toml_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
+    if isinstance(v, numbers.Integral):
+        return repr(int(v))
+    if isinstance(v, numbers.Real):
+        return repr(float(v))
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     s = str(v).replace("\\", "\\\\").replace('"', '\\"')
@@ -238,6 +285,12 @@ def system_to_toml(system: System, *, comments: dict | None = None) -> str:
     if system.sources:
         out.append("\n[sources]")
         out += [f"{k} = {_toml_value(v)}" for k, v in system.sources.items()]
+    if system.calibration:
+        out.append("\n[calibration]")
+        out += [f"{k} = {_toml_value(v)}" for k, v in system.calibration.items()]
+    for name, d in system.implementations.items():
+        out.append(f"\n[implementations.{name}]")
+        out += [f"{k} = {_toml_value(v)}" for k, v in d.items()]
     for t in system.tiers:
         out.append("\n[[tiers]]")
         for f in fields(Tier):
