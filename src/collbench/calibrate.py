@@ -261,13 +261,29 @@ def geomean_error(meas, pred) -> float:
     return float(math.expm1(e.mean())) if len(e) else float("nan")
 
 
-def measured_rows(df: pd.DataFrame) -> pd.DataFrame:
+def measured_rows(df: pd.DataFrame, timing: str = "median") -> pd.DataFrame:
+    """Measured rows with a positive size and time, one per (collective, ranks, algorithm,
+    size): repeats (several files or runs) are combined by their median.  timing="median"
+    uses each row's median iteration time where the run recorded one (``collbench run``
+    does), which shrugs off the odd preempted iteration; "mean" uses ``time_us``."""
+    if timing not in ("median", "mean"):
+        raise ValueError(f"unknown timing {timing!r}; valid: median, mean")
     d = df[(df["source"] == "measured")].copy()
-    d = d[pd.to_numeric(d["time_us"], errors="coerce") > 0]
-    d = d[pd.to_numeric(d["nbytes"], errors="coerce") > 0]
+    t = pd.to_numeric(d["time_us"], errors="coerce")
+    if timing == "median" and "time_median_us" in d:
+        med = pd.to_numeric(d["time_median_us"], errors="coerce")
+        t = med.where(med > 0, t)
+    d["time_us"] = t
+    d = d[(d["time_us"] > 0) & (pd.to_numeric(d["nbytes"], errors="coerce") > 0)]
+    d = d[pd.to_numeric(d["nranks"], errors="coerce") > 0]
     d["nbytes"] = d["nbytes"].astype(np.int64)
     d["nranks"] = d["nranks"].astype(np.int64)
     d["time_us"] = d["time_us"].astype(float)
+    keys = ["collective", "nranks", "algorithm", "nbytes"]
+    if d.duplicated(keys).any():
+        med = d.groupby(keys, sort=False)["time_us"].transform("median")
+        d = d.assign(time_us=med).drop_duplicates(keys)
+    d["time_median_us"] = d["time_us"]       # the time used from here on (idempotent)
     return d.reset_index(drop=True)
 
 
@@ -295,14 +311,15 @@ def default_system(df: pd.DataFrame, name="local") -> System:
                   description="fitted by collbench calibrate")
 
 
-def fit(df: pd.DataFrame, system: System | None = None, *, files=(), name=None) -> Fit:
+def fit(df: pd.DataFrame, system: System | None = None, *, files=(), name=None,
+        timing: str = "median") -> Fit:
     """Fit ``system`` (default: a one-tier system sized to the data) to the measured rows
     of ``df``; returns the fitted system and the rows with their fitted predictions."""
     import time
 
     from scipy.optimize import least_squares
     t0 = time.perf_counter()
-    data = measured_rows(df)
+    data = measured_rows(df, timing)
     if data.empty:
         raise ValueError("no measured rows with a positive size and time to calibrate from")
     for c in data["collective"].unique():
@@ -467,10 +484,10 @@ def extrapolation(system: System, nbytes, nranks, collective, algorithm, impleme
 
 # ---- cross-validation -------------------------------------------------------------------
 
-def split(df: pd.DataFrame):
+def split(df: pd.DataFrame, timing: str = "median"):
     """Half of the sizes and half of the rank counts (alternating) to fit on; the rest to
     predict."""
-    d = measured_rows(df)
+    d = measured_rows(df, timing)
     sizes = np.sort(d.nbytes.unique())
     ranks = np.sort(d.nranks.unique())
     fit_sizes = set(sizes[::2].tolist())
@@ -515,11 +532,11 @@ def fastest_agreement(df: pd.DataFrame, pred: np.ndarray, tie=0.0):
     return (hits / total if total else float("nan")), total
 
 
-def cross_validate(df: pd.DataFrame, system=None, *, min_bytes=65536):
-    train, test = split(df)
+def cross_validate(df: pd.DataFrame, system=None, *, min_bytes=65536, timing="median"):
+    train, test = split(df, timing)
     if train.empty or test.empty:
         raise ValueError("cross-validation needs at least two sizes to split")
-    f = fit(train, system)
+    f = fit(train, system, timing=timing)
     pred = predict_rows(f.system, test)
     ok = ~np.isnan(pred)
     t = test[ok].assign(predicted_us=pred[ok])
@@ -586,7 +603,7 @@ def cmd_calibrate(args) -> int:
     if out_path.suffix != ".toml":
         raise ValueError(f"the fitted system is written as TOML: {out_path} must end in .toml")
     name = args.name or (system.name + "-fitted" if system else out_path.stem)
-    data = measured_rows(df)
+    data = measured_rows(df, args.timing)
     if data.empty:
         raise ValueError(f"no measured rows in {', '.join(args.results)} "
                          "(model rows are not fitted to)")
@@ -594,7 +611,7 @@ def cmd_calibrate(args) -> int:
           f"{', '.join(sorted(data.collective.unique()))}, {_human(data.nbytes.min())}.."
           f"{_human(data.nbytes.max())}, {_ranks(data.nranks)} ranks, algorithms "
           f"{', '.join(sorted(data.algorithm.unique()))}")
-    f = fit(df, system, files=args.results, name=name)
+    f = fit(df, system, files=args.results, name=name, timing=args.timing)
     base = system.name if system else "starting values sized to the data"
     tiers = ", ".join(f"{t.name} x{t.size}" for t in f.system.tiers)
     print(f"# base: {base}; tiers: {tiers}")
@@ -614,7 +631,7 @@ def cmd_calibrate(args) -> int:
         write_results(f.data, args.csv)
         print(f"# wrote the fitted rows with their predictions to {args.csv}")
     if args.cross_validate:
-        cv = cross_validate(df, system)
+        cv = cross_validate(df, system, timing=args.timing)
         print("#")
         print(f"# cross-validation: fit on {cv['train_rows']} rows (every other size and rank "
               f"count), predict {cv['test_rows']} held-out rows")
@@ -634,6 +651,9 @@ def add_parser(sub):
     c.add_argument("-o", "--output", default=None, help="fitted system (default calibrated.toml)")
     c.add_argument("--name", default=None, help="name of the fitted system")
     c.add_argument("--csv", default=None, help="also write the rows with their fitted predictions")
+    c.add_argument("--timing", default="median", choices=("median", "mean"),
+                   help="fit each row's median iteration time where recorded (default) or "
+                        "its mean (time_us, what the table prints)")
     c.add_argument("--cross-validate", action="store_true",
                    help="also fit on half of the sizes and rank counts and predict the other half")
     c.set_defaults(func=cmd_calibrate)

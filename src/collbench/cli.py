@@ -55,14 +55,19 @@ def cmd_estimate(args) -> int:
     t = estimate_table(show_terms=not args.brief)
     print("#")
     print(t.header())
-    for _, r in df.iterrows():
+    extra = df["extrapolated"].fillna("").astype(str)
+    for (_, r), why in zip(df.iterrows(), extra):
         print(t.row({"size": r["nbytes"], "count": r["count"], "type": NCCL_TYPE[args.dtype],
-                     "redop": r["redop"], "algo": r["algorithm"], "time": r["time_us"],
+                     "redop": r["redop"], "algo": r["algorithm"],
+                     "time": (r["time_us"], "*") if why else r["time_us"],
                      "algbw": r["algbw_gbps"], "busbw": r["busbw_gbps"], "latency": r["latency_us"],
                      "bandwidth": r["bandwidth_us"], "reduce": r["reduce_us"],
                      "variant": r["variant"] if r["variant"] != r["algorithm"] else ""}))
     for req, g in df.groupby("requested", sort=False):
         print(f"# Avg bus bandwidth ({req}) : {g['busbw_gbps'].mean():.4g}")
+    reasons = sorted(set(x for x in extra if x))
+    if reasons:
+        print(f"# * extrapolated beyond {system.name}'s calibration data: {'; '.join(reasons)}")
     return 0
 
 

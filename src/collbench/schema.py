@@ -20,7 +20,7 @@ SCHEMA_COLUMNS = [
     "time_us", "algbw_gbps", "busbw_gbps", "latency_us", "bandwidth_us", "reduce_us",
     "extrapolated",          # model rows of a calibrated system: why this is beyond its data
     # measurement details
-    "time_min_us", "time_max_us", "time_rank0_us", "timing", "nwrong", "iters", "warmup",
+    "time_min_us", "time_max_us", "time_rank0_us", "time_median_us", "timing", "nwrong", "iters", "warmup",
     "predicted_us", "predicted_system", "ratio",
     "host", "mpi_library", "mpi_version", "mpi4py_version", "thread_level", "ranks_per_node",
     "commit", "timestamp", "collbench_version",

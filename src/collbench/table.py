@@ -19,6 +19,11 @@ def fmt_time(us: float) -> str:
     return f"{us:.2f}"
 
 
+def fmt_marked(v) -> str:
+    """A time, or (time, mark) for one with a footnote (e.g. '*': extrapolated)."""
+    return fmt_time(v[0]) + v[1] if isinstance(v, tuple) else fmt_time(v)
+
+
 def fmt_bw(g: float) -> str:
     if g is None or (isinstance(g, float) and math.isnan(g)):
         return "-"
@@ -51,7 +56,7 @@ def _str(v):
 def estimate_table(show_terms=True) -> Table:
     cols = [("size", "(B)", 13, _int), ("count", "(elements)", 13, _int),
             ("type", "", 9, _str), ("redop", "", 7, _str), ("algo", "", 9, _str),
-            ("time", "(us)", 11, fmt_time), ("algbw", "(GB/s)", 9, fmt_bw),
+            ("time", "(us)", 11, fmt_marked), ("algbw", "(GB/s)", 9, fmt_bw),
             ("busbw", "(GB/s)", 9, fmt_bw)]
     if show_terms:
         cols += [("latency", "(us)", 11, fmt_time), ("bandwidth", "(us)", 11, fmt_time),
@@ -65,7 +70,8 @@ def run_table(predict: bool) -> Table:
             ("algo", "", 7, _str), ("time", "(us)", 10, fmt_time),
             ("algbw", "(GB/s)", 9, fmt_bw), ("busbw", "(GB/s)", 9, fmt_bw),
             ("#wrong", "", 8, _int)]
-    if predict:
-        cols += [("predicted", "(us)", 11, fmt_time), ("meas/pred", "", 10,
+    if predict:     # a predicted value beyond a calibration's data comes as (value, "*")
+        cols += [("predicted", "(us)", 11, fmt_marked),
+                 ("meas/pred", "", 10,
                                                         lambda v: "-" if v is None else f"{v:.2f}")]
     return Table(cols)

@@ -172,14 +172,15 @@ def run(args, MPI) -> int:
             raise ValueError(f"hier needs nodes of equal size; got {sorted(set(sizes_ok))} ranks "
                              "per node (use --ranks-per-node)")
     cross = comm.Split(color=node.Get_rank(), key=rank)
-    predict = None
-    if args.predict:
-        from ..system import load_system
-        predict = load_system(args.predict)
-
     mpi_op = {"sum": MPI.SUM, "prod": MPI.PROD, "min": MPI.MIN, "max": MPI.MAX, "avg": MPI.SUM}[args.op]
     from .._reduce import OPS, scale_into
     ctx = Context(MPI, comm, OPS[args.op], mpi_op, args.dtype, node, cross)
+    predict = None
+    if args.predict == "local":
+        predict = local_system(args, MPI, comm, ctx, algos, node.Get_size())
+    elif args.predict:
+        from ..system import load_system
+        predict = load_system(args.predict)
     lib = " ".join(MPI.Get_library_version().strip().splitlines()[0].split())
     import mpi4py
     meta = {
@@ -219,7 +220,7 @@ def run(args, MPI) -> int:
     rows, total_wrong, busbws = [], 0, []
     dog = Watchdog(args.timeout, rank)
     factor = 2 * (p - 1) / p
-    tvec = np.zeros(1)
+    tvec = np.zeros(2)                       # [mean, median] of this rank's iterations
     for algo in algos:
         f = IMPLEMENTATIONS[algo]
         if rank == 0:
@@ -241,29 +242,33 @@ def run(args, MPI) -> int:
             for _ in range(args.warmup):
                 once()
             comm.Barrier()
-            t0 = MPI.Wtime()
+            stamps = [MPI.Wtime()]
+            mark = stamps.append
             for _ in range(args.iters):
                 once()
-            t = (MPI.Wtime() - t0) / args.iters * 1e6
+                mark(MPI.Wtime())
+            t = (stamps[-1] - stamps[0]) / args.iters * 1e6
+            tmed = float(np.median(np.diff(stamps))) * 1e6 if args.iters else 0.0
             nwrong = 0
             if args.check:
                 recv.fill(-12345 if args.dtype.startswith("int") else np.nan)  # poison
                 once()
                 nwrong = int(np.count_nonzero(recv != expected(p, count, args.dtype, args.op)))
             dog.disarm()
-            tvec[0] = t
-            tmin, tmax, tsum = np.zeros(1), np.zeros(1), np.zeros(1)
+            tvec[0], tvec[1] = t, tmed
+            tmin, tmax, tsum = np.zeros(2), np.zeros(2), np.zeros(2)
             comm.Allreduce(tvec, tmin, op=MPI.MIN)
             comm.Allreduce(tvec, tmax, op=MPI.MAX)
             comm.Allreduce(tvec, tsum, op=MPI.SUM)
             wrong = comm.allreduce(nwrong, op=MPI.SUM)
-            t0r = comm.bcast(t, root=0)
+            t0r, med0 = comm.bcast((t, tmed), root=0)
             timed = {0: t0r, 1: tsum[0] / p, 2: tmin[0], 3: tmax[0]}[args.average]
+            median = {0: med0, 1: tsum[1] / p, 2: tmin[1], 3: tmax[1]}[args.average]
             total_wrong += wrong
             if rank == 0:
                 busbws.append(_report(
                     meta=meta, algo=algo, nb=nb, count=count, timed=timed, tmin=tmin[0],
-                    tmax=tmax[0], t0r=t0r, wrong=wrong, predict=predict, p=p, factor=factor,
+                    tmax=tmax[0], t0r=t0r, median=median, wrong=wrong, predict=predict, p=p, factor=factor,
                     args=args, table=table, rows=rows, out_paths=out_paths))
             # nobody starts the next size before rank 0 has saved this one
             comm.Barrier()
@@ -271,31 +276,36 @@ def run(args, MPI) -> int:
         print(f"# Out of bounds values : {total_wrong} {'OK' if total_wrong == 0 else 'FAILED'}")
         avg = sum(busbws) / len(busbws) if busbws else 0.0
         print(f"# Avg bus bandwidth    : {avg:.4g}")
+        marked = sorted({r["extrapolated"] for r in rows if r.get("extrapolated")})
+        if marked:
+            print(f"# * predicted beyond {predict.name}'s calibration data: {'; '.join(marked)}")
         print(f"# Results: {', '.join(str(x) for x in out_paths)}")
         sys.stdout.flush()
     return 1 if total_wrong else 0
 
 
-def _report(*, meta, algo, nb, count, timed, tmin, tmax, t0r, wrong, predict, p, factor,
+def _report(*, meta, algo, nb, count, timed, tmin, tmax, t0r, median, wrong, predict, p, factor,
             args, table, rows, out_paths) -> float:
     """Rank 0: print the row and save every completed row (atomically); returns busbw."""
     import pandas as pd
     algbw = nb / timed / 1e3 if timed > 0 else 0.0
     pred = ratio = None
+    extra = ""
     if predict is not None:
-        pred = _predict(predict, nb, algo, p)
+        pred, extra = _predict(predict, nb, algo, p)
         ratio = timed / pred if pred else None
     row = dict(meta, algorithm=algo, requested=algo, variant=algo, nbytes=nb, count=count,
                time_us=timed, algbw_gbps=algbw, busbw_gbps=algbw * factor,
-               time_min_us=tmin, time_max_us=tmax, time_rank0_us=t0r,
+               time_min_us=tmin, time_max_us=tmax, time_rank0_us=t0r, time_median_us=median,
                nwrong=wrong, predicted_us=pred,
                predicted_system=predict.name if predict else None, ratio=ratio,
+               extrapolated=extra or None,
                timestamp=_dt.datetime.now().isoformat(timespec="seconds"))
     rows.append(row)
     print(table.row({"size": nb, "count": count, "type": NCCL_TYPE[args.dtype],
                      "redop": args.op, "root": 0, "algo": algo, "time": timed,
                      "algbw": algbw, "busbw": algbw * factor, "#wrong": wrong,
-                     "predicted": pred, "meas/pred": ratio}))
+                     "predicted": pred if not extra else (pred, "*"), "meas/pred": ratio}))
     sys.stdout.flush()
     for path in out_paths:
         write_results(pd.DataFrame(rows), path)
@@ -303,12 +313,82 @@ def _report(*, meta, algo, nb, count, timed, tmin, tmax, t0r, wrong, predict, p,
 
 
 def _predict(system, nbytes, algo, p):
+    """(predicted time, why it is an extrapolation or ''); (None, '') where the model
+    cannot say.  MPI_Allreduce is modelled as the library's own choice (auto) with the
+    system's "mpi" implementation entry, if it has one."""
     from ..model import estimate
-    name = "auto" if algo == "mpi" else algo
     if p > system.max_ranks:
-        return None
+        return None, ""
+    name, impl = ("auto", "mpi") if algo == "mpi" else (algo, None)
     try:
-        df = estimate(system, [nbytes], algorithm=name, nranks=p, library_only=False)
+        df = estimate(system, [nbytes], algorithm=name, nranks=p, implementation=impl)
     except ValueError:
+        return None, ""
+    extra = df["extrapolated"].iloc[0] if "extrapolated" in df else ""
+    return float(df.time_us.iloc[0]), (extra if isinstance(extra, str) else "")
+
+
+# ---- --predict local: a calibrated description of this host -------------------------------
+
+PROBE_SIZES = (8, 64, 512, 4096, 32768, 262144, 2097152, 16777216)
+
+
+def local_system(args, MPI, comm, ctx, algos, ranks_per_node):
+    """The calibration of this host for this rank count from the cache, or one made now
+    from a short probe (every rank times a few sizes; rank 0 fits and caches it)."""
+    from ..calibrate import cache_path, fit
+    from ..system import System
+    from .algos import IMPLEMENTATIONS
+    rank, p = comm.Get_rank(), comm.Get_size()
+    host = socket.gethostname()
+    path = cache_path(host, p) if rank == 0 else None
+    cached = comm.bcast(path is not None and os.path.exists(path), root=0)
+    if cached:
+        if rank == 0:
+            system = System.from_toml(path)
+            print(f"# predict: local = {path} (fitted {system.calibration.get('date', '?')} to "
+                  f"{system.calibration.get('rows', '?')} rows; delete it to re-probe)")
+            return system
         return None
-    return float(df.time_us.iloc[0])
+    probe = [a for a in dict.fromkeys(["mpi"] + list(algos))
+             if a != "hier" or ranks_per_node < p]
+    if rank == 0:
+        print(f"# predict: no calibration of {host} for {p} ranks cached; probing "
+              f"{', '.join(probe)} at {len(PROBE_SIZES)} sizes first ...")
+        sys.stdout.flush()
+    rows = []
+    t_start = time.perf_counter()
+    for algo in probe:
+        f = IMPLEMENTATIONS[algo]
+        for nbytes in PROBE_SIZES:
+            count = max(1, nbytes // ctx.dtype.itemsize)
+            send = np.ones(count, dtype=ctx.dtype)
+            recv = np.empty_like(send)
+            iters = 20 if nbytes <= 262144 else 5
+            for _ in range(2):
+                f(ctx, send, recv)
+            comm.Barrier()
+            stamps = [MPI.Wtime()]
+            for _ in range(iters):
+                f(ctx, send, recv)
+                stamps.append(MPI.Wtime())
+            med = comm.allreduce(float(np.median(np.diff(stamps))) * 1e6) / p
+            rows.append(dict(source="measured", system="local", collective="allreduce",
+                             algorithm=algo, nranks=p, nbytes=count * ctx.dtype.itemsize,
+                             time_us=med, time_median_us=med, ranks_per_node=ranks_per_node,
+                             busbw_gbps=count * ctx.dtype.itemsize / med / 1e3 * 2 * (p - 1) / p,
+                             host=host))
+    system = None
+    if rank == 0:
+        import pandas as pd
+        from ..schema import _atomic_write
+        fitted = fit(pd.DataFrame(rows), None, files=[f"probe by collbench run on {host}"],
+                     name=f"local-{host}-n{p}")
+        system = fitted.system
+        _atomic_write(Path(path), system.to_toml())
+        err = system.calibration["geomean_error"]
+        print(f"# predict: probed {len(rows)} points in {time.perf_counter() - t_start:.1f} s, "
+              f"fit geomean error {err:.1%}; cached as {path}")
+        sys.stdout.flush()
+    comm.Barrier()
+    return system
