@@ -8,9 +8,10 @@ kernel.  The fit is a robust least-squares fit of log(time) (soft-L1 loss), so 8
 1 GiB rows count alike and a few disturbed rows do not pull it.
 
 Parameters, per tier: software latency per step, efficiency at small and large sizes and
-the sizes where the efficiency curve bends; per system: the fixed cost of a collective and
-the local reduction throughput; per implementation run by name (collbench's own Python
-algorithms next to MPI_Allreduce): extra latency per step and a bandwidth factor.  Only what
+the sizes where the efficiency curve bends; per implementation run by name (collbench's own
+Python algorithms next to MPI_Allreduce): extra latency per step and its efficiency relative
+to the tiers' curve at large and small sizes; per system: the fixed cost of a collective and
+the local reduction throughput; last, a fixed cost per implementation.  Only what
 the data identifies is fitted: a parameter whose effect on the measured times is nil, or
 is a combination of parameters before it (in the order above), keeps its base value, and
 the output says so.
@@ -183,9 +184,6 @@ def _params(system: System, groups, free_bw: bool):
                      math.log(1e15), math.log(t.eff_lo_bytes)),
                Param(f"tier {k} ({t.name}) eff_hi_bytes", "span", k, False, 0.1, 40.0,
                      math.log(t.eff_hi_bytes / t.eff_lo_bytes))]
-    ps += [Param("base_lat_us", "base", None, False, 0.0, 1e6, system.base_lat_us),
-           Param("reduce_gbps", "reduce", None, True, math.log(1e-3), math.log(1e6),
-                 math.log(system.reduce_gbps))]
     impls = sorted({g.impl for g in groups if g.impl and g.impl not in LIBRARY_NAMES})
     for name in impls:
         spec = system.implementations.get(name, {"step_us": 0.0, "bw_factor": 1.0})
@@ -198,6 +196,11 @@ def _params(system: System, groups, free_bw: bool):
         spec = system.implementations.get(name, {"bw_factor": 1.0})
         ps.append(Param(f"{name}: bw_factor_lo", "bwflo", name, True, math.log(1e-3),
                         math.log(1e3), math.log(spec.get("bw_factor_lo", spec["bw_factor"]))))
+    # the fixed costs last: at a single rank count they and the per-step latencies are one
+    # number per algorithm, and the per-step ones are what carries over to other rank counts
+    ps += [Param("base_lat_us", "base", None, False, 0.0, 1e6, system.base_lat_us),
+           Param("reduce_gbps", "reduce", None, True, math.log(1e-3), math.log(1e6),
+                 math.log(system.reduce_gbps))]
     for name in impls:
         spec = system.implementations.get(name, {})
         ps.append(Param(f"{name}: base_us", "ibase", name, False, -1e4, 1e5,
@@ -206,6 +209,25 @@ def _params(system: System, groups, free_bw: bool):
         p.x0 = min(max(p.x0, p.lo), p.hi)
         p.value = p.x0
     return ps
+
+
+def _starts(params, theta, free):
+    """Starting points: the base values, and the efficiency curves turned upside down
+    (a curve that falls with size, as when data leaves the caches)."""
+    x0 = theta[free]
+    yield x0
+    flip = x0.copy()
+    changed = False
+    for c, j in enumerate(free):
+        p = params[j]
+        if p.kind in ("eff_lo", "eff_hi"):
+            other = next((i for i, q in enumerate(params) if q.key == p.key and q.kind ==
+                          ("eff_hi" if p.kind == "eff_lo" else "eff_lo")), None)
+            if other is not None:
+                flip[c] = min(max(theta[other], p.lo), p.hi)
+                changed = True
+    if changed:
+        yield flip
 
 
 def _jacobian(model: Model, theta, logy, idx=None):
@@ -287,32 +309,40 @@ def measured_rows(df: pd.DataFrame, timing: str = "median") -> pd.DataFrame:
     return d.reset_index(drop=True)
 
 
-def default_system(df: pd.DataFrame, name="local") -> System:
+def default_system(df: pd.DataFrame, name="local", sizes=None) -> System:
     """A one-tier system sized to the data (two tiers when rows say ranks span nodes),
-    with starting values that the fit replaces; the library is guessed from the rows."""
+    with starting values that the fit replaces; the library is guessed from the rows.
+    ``sizes`` (innermost first) sets the tiers' sizes instead, e.g. to estimate beyond the
+    measured rank counts."""
     pmax = int(df["nranks"].max())
-    rpn = pd.to_numeric(df.get("ranks_per_node"), errors="coerce")
+    rpn = pd.to_numeric(df["ranks_per_node"], errors="coerce") if "ranks_per_node" in df else None
     rpn = int(rpn.min()) if rpn is not None and rpn.notna().any() else pmax
     big = df[df["nbytes"] >= df["nbytes"].quantile(0.75)]
     bw = float(np.nanmedian(pd.to_numeric(big["busbw_gbps"], errors="coerce"))) if len(big) else 1.0
     bw = bw if np.isfinite(bw) and bw > 0 else 1.0
-    nccl = (df["algorithm"] == "auto").all()
+    nccl = bool((df["algorithm"] == "auto").all())
     start = dict(bw_gbps=bw, lat_sw_us=1.0, eff_lo=0.5, eff_hi=1.0, eff_lo_bytes=65536.0,
                  eff_hi_bytes=16777216.0, topology="switch")
     src = {"bw_gbps": "starting value from the measured busbw of the largest sizes"}
-    if 1 < rpn < pmax:
+    if sizes:
+        if math.prod(sizes) < pmax:
+            raise ValueError(f"--tiers {','.join(map(str, sizes))} holds {math.prod(sizes)} ranks; "
+                             f"the data has {pmax}")
+        names = ["local"] if len(sizes) == 1 else ["node"] + [f"net{i}" for i in range(1, len(sizes))]
+        tiers = tuple(Tier(n, int(z), sources=dict(src), **start) for n, z in zip(names, sizes))
+    elif 1 < rpn < pmax:
         tiers = (Tier("node", rpn, sources=dict(src), **start),
                  Tier("net", -(-pmax // rpn), sources=dict(src), **start))
     else:
-        tiers = (Tier(name, max(pmax, 1), sources=dict(src), **start),)
+        tiers = (Tier("local", max(pmax, 1), sources=dict(src), **start),)
     return System(name, tiers, library="nccl" if nccl else "mpi",
                   library_algorithms=("ring", "tree") if nccl else ("rd", "rhd", "ring"),
-                  base_lat_us=1.0, reduce_gbps=10.0, overlap_reduce=nccl,
+                  base_lat_us=1.0, reduce_gbps=4 * bw, overlap_reduce=nccl,
                   description="fitted by collbench calibrate")
 
 
 def fit(df: pd.DataFrame, system: System | None = None, *, files=(), name=None,
-        timing: str = "median") -> Fit:
+        timing: str = "median", tier_sizes=None) -> Fit:
     """Fit ``system`` (default: a one-tier system sized to the data) to the measured rows
     of ``df``; returns the fitted system and the rows with their fitted predictions."""
     import time
@@ -325,7 +355,8 @@ def fit(df: pd.DataFrame, system: System | None = None, *, files=(), name=None,
     for c in data["collective"].unique():
         check_collective(c)
     free_bw = system is None
-    base = default_system(data, name or "local") if system is None else load_system(system)
+    base = (default_system(data, name or "local", tier_sizes) if system is None
+            else load_system(system))
     groups, skipped = build_groups(base, data)
     if not groups:
         why = "; ".join(f"{n} rows: {w}" for w, n in skipped)
@@ -347,10 +378,15 @@ def fit(df: pd.DataFrame, system: System | None = None, *, files=(), name=None,
             t[free] = x
             return np.log(model.predict(t)) - logy
 
-        res = least_squares(resid, theta[free], bounds=(lo, hi), loss="soft_l1",
-                            f_scale=SOFT_L1_SCALE, x_scale="jac", method="trf", max_nfev=400)
-        theta[free] = res.x
-        nfev = res.nfev
+        best = None
+        for x0 in _starts(params, theta, free):   # the curve may rise or fall: try both
+            res = least_squares(resid, x0, bounds=(lo, hi), loss="soft_l1",
+                                f_scale=SOFT_L1_SCALE, x_scale="jac", method="trf",
+                                max_nfev=400)
+            nfev += res.nfev
+            if best is None or res.cost < best.cost:
+                best = res
+        theta[free] = best.x
     for p, th in zip(params, theta):
         p.value = float(math.exp(th) if p.log else th)
     pred = np.empty(len(data))
@@ -611,7 +647,17 @@ def cmd_calibrate(args) -> int:
           f"{', '.join(sorted(data.collective.unique()))}, {_human(data.nbytes.min())}.."
           f"{_human(data.nbytes.max())}, {_ranks(data.nranks)} ranks, algorithms "
           f"{', '.join(sorted(data.algorithm.unique()))}")
-    f = fit(df, system, files=args.results, name=name, timing=args.timing)
+    sizes = None
+    if args.tiers:
+        if system is not None:
+            raise ValueError("--tiers sizes the default system; with --system the base's tiers are used")
+        try:
+            sizes = [int(x) for x in args.tiers.split(",")]
+        except ValueError:
+            raise ValueError(f"--tiers wants tier sizes like 8,16; got {args.tiers!r}") from None
+        if not sizes or min(sizes) < 1 or math.prod(sizes) > 10 ** 9:
+            raise ValueError(f"--tiers wants tier sizes from 1 up (at most 1e9 ranks); got {args.tiers!r}")
+    f = fit(df, system, files=args.results, name=name, timing=args.timing, tier_sizes=sizes)
     base = system.name if system else "starting values sized to the data"
     tiers = ", ".join(f"{t.name} x{t.size}" for t in f.system.tiers)
     print(f"# base: {base}; tiers: {tiers}")
@@ -651,6 +697,9 @@ def add_parser(sub):
     c.add_argument("-o", "--output", default=None, help="fitted system (default calibrated.toml)")
     c.add_argument("--name", default=None, help="name of the fitted system")
     c.add_argument("--csv", default=None, help="also write the rows with their fitted predictions")
+    c.add_argument("--tiers", default=None,
+                   help="tier sizes of the default system, innermost first (e.g. 8 or 8,64); "
+                        "default: sized to the data")
     c.add_argument("--timing", default="median", choices=("median", "mean"),
                    help="fit each row's median iteration time where recorded (default) or "
                         "its mean (time_us, what the table prints)")

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 TOPOLOGIES = ("switch", "fullmesh", "ring", "torus")
 LIBRARIES = ("nccl", "hccl", "mpi", "custom")
 
@@ -263,7 +265,7 @@ def _implementations(raw, where) -> dict:
 
 
 def _toml_value(v):
-    if isinstance(v, bool):
+    if isinstance(v, (bool, np.bool_)):
         return "true" if v else "false"
     if isinstance(v, numbers.Integral):
         return repr(int(v))

@@ -177,7 +177,7 @@ def run(args, MPI) -> int:
     ctx = Context(MPI, comm, OPS[args.op], mpi_op, args.dtype, node, cross)
     predict = None
     if args.predict == "local":
-        predict = local_system(args, MPI, comm, ctx, algos, node.Get_size())
+        predict = local_system(args, MPI, comm, ctx, node.Get_size())
     elif args.predict:
         from ..system import load_system
         predict = load_system(args.predict)
@@ -333,7 +333,7 @@ def _predict(system, nbytes, algo, p):
 PROBE_SIZES = (8, 64, 512, 4096, 32768, 262144, 2097152, 16777216)
 
 
-def local_system(args, MPI, comm, ctx, algos, ranks_per_node):
+def local_system(args, MPI, comm, ctx, ranks_per_node):
     """The calibration of this host for this rank count from the cache, or one made now
     from a short probe (every rank times a few sizes; rank 0 fits and caches it)."""
     from ..calibrate import cache_path, fit
@@ -344,14 +344,22 @@ def local_system(args, MPI, comm, ctx, algos, ranks_per_node):
     path = cache_path(host, p) if rank == 0 else None
     cached = comm.bcast(path is not None and os.path.exists(path), root=0)
     if cached:
+        system = error = None
         if rank == 0:
-            system = System.from_toml(path)
+            try:
+                system = System.from_toml(path)
+            except ValueError as exc:
+                error = f"{exc} (delete the file to re-probe)"
+        error = comm.bcast(error, root=0)       # every rank stops alike, none is left waiting
+        if error:
+            raise ValueError(error)
+        if rank == 0:
             print(f"# predict: local = {path} (fitted {system.calibration.get('date', '?')} to "
                   f"{system.calibration.get('rows', '?')} rows; delete it to re-probe)")
-            return system
-        return None
-    probe = [a for a in dict.fromkeys(["mpi"] + list(algos))
-             if a != "hier" or ranks_per_node < p]
+        return system
+    # every implementation, so that the cached calibration serves later runs too (hier only
+    # where ranks span nodes: on one node the model has no second tier for it)
+    probe = [a for a in IMPLEMENTATIONS if a != "hier" or ranks_per_node < p]
     if rank == 0:
         print(f"# predict: no calibration of {host} for {p} ranks cached; probing "
               f"{', '.join(probe)} at {len(PROBE_SIZES)} sizes first ...")
@@ -378,17 +386,23 @@ def local_system(args, MPI, comm, ctx, algos, ranks_per_node):
                              time_us=med, time_median_us=med, ranks_per_node=ranks_per_node,
                              busbw_gbps=count * ctx.dtype.itemsize / med / 1e3 * 2 * (p - 1) / p,
                              host=host))
-    system = None
+    system = error = None
     if rank == 0:
         import pandas as pd
         from ..schema import _atomic_write
-        fitted = fit(pd.DataFrame(rows), None, files=[f"probe by collbench run on {host}"],
-                     name=f"local-{host}-n{p}")
-        system = fitted.system
-        _atomic_write(Path(path), system.to_toml())
-        err = system.calibration["geomean_error"]
-        print(f"# predict: probed {len(rows)} points in {time.perf_counter() - t_start:.1f} s, "
-              f"fit geomean error {err:.1%}; cached as {path}")
-        sys.stdout.flush()
-    comm.Barrier()
+        try:
+            fitted = fit(pd.DataFrame(rows), None, files=[f"probe by collbench run on {host}"],
+                         name=f"local-{host}-n{p}")
+            system = fitted.system
+            _atomic_write(Path(path), system.to_toml())
+        except (ValueError, OSError) as exc:
+            error = f"--predict local: {exc}"
+        else:
+            err = system.calibration["geomean_error"]
+            print(f"# predict: probed {len(rows)} points in {time.perf_counter() - t_start:.1f} s, "
+                  f"fit geomean error {err:.1%}; cached as {path}")
+            sys.stdout.flush()
+    error = comm.bcast(error, root=0)
+    if error:
+        raise ValueError(error)
     return system
