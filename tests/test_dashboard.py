@@ -51,7 +51,7 @@ def dashboard(tmp_path_factory):
                    env=env, check=True, capture_output=True, timeout=120)
     r = subprocess.run(asv + ["run", "--python=same", "--set-commit-hash", commit, "--quick",
                               "--machine", "ci", "--config", str(cfg), "--bench",
-                              "ModelKernels.time_cython|MeasuredAllreduce"],
+                              "ModelKernels.time_cython|MeasuredAllreduce|Calibrate.time_fit"],
                        env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     results = list((tmp / "results" / "ci").glob("*.json"))

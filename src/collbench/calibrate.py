@@ -126,7 +126,9 @@ def build_groups(system: System, df: pd.DataFrame):
 
 
 class Model:
-    """Fast evaluation of every group for a vector of parameter values."""
+    """Fast evaluation of every group for a vector of parameter values: the plan rows of all
+    groups go to one kernel call over the distinct sizes (each group keeps its cheapest
+    plan), and each row of data reads its group's value at its size."""
 
     def __init__(self, system: System, groups, params):
         self.system, self.groups, self.params = system, groups, params
@@ -134,14 +136,36 @@ class Model:
         self.overlap = int(system.overlap_reduce)
         self.lat_hw = np.array([t.lat_hw_us for t in system.tiers])
         self.bw = np.array([t.bw_gbps * 1e3 / t.oversub for t in system.tiers])
-        self.bufs = [([np.empty((1, len(g.x))) for _ in range(4)], np.empty((1, len(g.x)), np.intc))
-                     for g in groups]
+        cat = np.concatenate
+        self.coef = cat([g.coef for g in groups])
+        self.lsc = cat([g.lsc for g in groups])
+        self.mode = cat([g.mode for g in groups])
+        self.pipe_d = cat([g.pipe_d for g in groups])
+        self.red0 = cat([g.red0 for g in groups])
+        self.L0 = cat([g.L0 for g in groups])
+        self.S = cat([g.S for g in groups])
+        self.PA0 = cat([g.PA0 for g in groups])
+        self.SP = cat([g.SP for g in groups])
+        self.group = cat([np.full(len(g.L0), i, np.intc) for i, g in enumerate(groups)])
+        impls = sorted({g.impl for g in groups if g.impl}, key=str)
+        self.impls = impls
+        self.row_impl = cat([np.full(len(g.L0), impls.index(g.impl) if g.impl else -1)
+                             for g in groups])
+        xs = cat([g.x for g in groups])
+        self.sizes, inv = np.unique(xs, return_inverse=True)
+        self.at = (cat([np.full(len(g.x), i) for i, g in enumerate(groups)]), inv.ravel())
+        G, N = len(groups), len(self.sizes)
+        self.bufs = [np.empty((G, N)) for _ in range(4)], np.empty((G, N), np.intc)
 
     def values(self, theta):
-        v = {}
-        for p, th in zip(self.params, theta):
-            v[(p.kind, p.key)] = math.exp(th) if p.log else th
-        return v
+        return {(p.kind, p.key): (math.exp(th) if p.log else th)
+                for p, th in zip(self.params, theta)}
+
+    def _per_row(self, v, kind, default):
+        """Per plan row: the value of an implementation parameter (default where none)."""
+        vals = np.array([v.get((kind, name), default if not callable(default) else default(name))
+                         for name in self.impls] + [1.0 if kind in ("bwf", "bwflo") else 0.0])
+        return vals[self.row_impl]
 
     def predict(self, theta) -> np.ndarray:
         v = self.values(theta)
@@ -149,25 +173,21 @@ class Model:
         lat_sw = np.array([v[("lat", k)] for k in range(T)])
         eff_lo = np.array([v[("eff_lo", k)] for k in range(T)])
         eff_hi = np.array([v[("eff_hi", k)] for k in range(T)])
-        llo = np.array([math.log(v[("llo", k)]) for k in range(T)])
+        llo = np.log([v[("llo", k)] for k in range(T)])
         lhi = llo + np.array([v[("span", k)] for k in range(T)])
-        tiers = (self.bw, eff_lo, eff_hi, llo, lhi)
         base, rate = v[("base", None)], v[("reduce", None)] * 1e3
-        out = np.empty(self.n)
-        pos = 0
-        for g, (bufs, choice) in zip(self.groups, self.bufs):
-            step = v.get(("step", g.impl), 0.0)
-            f = v.get(("bwf", g.impl), 1.0)
-            flo = v.get(("bwflo", g.impl), f)
-            b = base + v.get(("ibase", g.impl), 0.0)
-            a = self.lat_hw + lat_sw + step
-            args = kernel_args(g.coef, g.lsc, np.maximum(0.0, b + g.L0 + g.S @ a), g.red0 / rate,
-                               g.mode, g.pipe_d, g.PA0 + g.SP @ a, np.zeros(len(g.L0), np.intc),
-                               tiers, flo, f)
-            _kernels.evaluate(g.x, *args, *bufs, choice, self.overlap)
-            out[pos:pos + len(g.x)] = bufs[0][0]
-            pos += len(g.x)
-        return out
+        step = self._per_row(v, "step", 0.0)
+        f = self._per_row(v, "bwf", 1.0)
+        flo = self._per_row(v, "bwflo", lambda name: v.get(("bwf", name), 1.0))
+        b = base + self._per_row(v, "ibase", 0.0)
+        a = self.lat_hw + lat_sw + step[:, None]            # [rows, tiers]
+        args = kernel_args(self.coef, self.lsc, np.maximum(0.0, b + self.L0 + (self.S * a).sum(1)),
+                           self.red0 / rate, self.mode, self.pipe_d,
+                           self.PA0 + (self.SP * a).sum(1), self.group,
+                           (self.bw, eff_lo, eff_hi, llo, lhi), flo, f)
+        out, choice = self.bufs
+        _kernels.evaluate(self.sizes, *args, *out, choice, self.overlap)
+        return out[0][self.at]
 
 
 def _params(system: System, groups, free_bw: bool):
