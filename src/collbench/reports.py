@@ -92,7 +92,9 @@ def plot_measured(df: pd.DataFrame, out: Path) -> list:
             _size_axis(ax)
         host = ", ".join(sorted(set(g.host.dropna().astype(str))))
         pred_sys = ", ".join(sorted(set(g.predicted_system.dropna().astype(str))))
-        fig.suptitle(f"all-reduce measured on {host}: {p} ranks, {g.ranks_per_node.iloc[0]} per "
+        rpn = g.ranks_per_node.iloc[0]
+        rpn = int(rpn) if pd.notna(rpn) else "?"
+        fig.suptitle(f"all-reduce measured on {host}: {p} ranks, {rpn} per "
                      f"node ({g.mpi_version.iloc[0]}, thread level {g.thread_level.iloc[0]})"
                      + (f"; dashed: predicted by {pred_sys}" if pred_sys else ""))
         axes[0].legend(fontsize=8, ncol=2)
