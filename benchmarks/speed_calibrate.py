@@ -10,7 +10,7 @@ for mpi/ring/rd/rhd/tree at 2..8 ranks and log-spaced sizes, with 3% noise.
    public API would pay per evaluation).
 """
 import argparse
-import time
+import timeit
 
 import numpy as np
 import pandas as pd
@@ -50,11 +50,7 @@ def rows(n, seed=0):
 
 
 def best_of(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
+    times = timeit.repeat(fn, number=1, repeat=repeat)
     return min(times), float(np.median(times))
 
 

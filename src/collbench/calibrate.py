@@ -555,7 +555,7 @@ def split(df: pd.DataFrame, timing: str = "median"):
 def predict_rows(system: System, df: pd.DataFrame) -> np.ndarray:
     """The model's time for every measured row (NaN where the model cannot say)."""
     data = measured_rows(df) if "source" in df else df
-    groups, _ = build_groups(_strip(system), data)
+    groups, _ = build_groups(system, data)
     out = np.full(len(data), np.nan)
     if not groups:
         return out
@@ -567,10 +567,6 @@ def predict_rows(system: System, df: pd.DataFrame) -> np.ndarray:
     order = np.concatenate([g.rows for g in groups])
     out[order] = model.predict(theta)
     return out
-
-
-def _strip(system):
-    return replace(system, calibration={})
 
 
 def fastest_agreement(df: pd.DataFrame, pred: np.ndarray, tie=0.0):

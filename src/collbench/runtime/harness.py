@@ -154,6 +154,18 @@ class Watchdog:
             self.timer = None
 
 
+def time_iterations(MPI, once, iters):
+    """Mean and median time (us) of ``iters`` calls of ``once``, each call timed."""
+    stamps = [MPI.Wtime()]
+    mark = stamps.append
+    for _ in range(iters):
+        once()
+        mark(MPI.Wtime())
+    if not iters:
+        return 0.0, 0.0
+    return (stamps[-1] - stamps[0]) / iters * 1e6, float(np.median(np.diff(stamps))) * 1e6
+
+
 def run(args, MPI) -> int:
     from .algos import DESCRIPTIONS, IMPLEMENTATIONS, Context
 
@@ -242,13 +254,7 @@ def run(args, MPI) -> int:
             for _ in range(args.warmup):
                 once()
             comm.Barrier()
-            stamps = [MPI.Wtime()]
-            mark = stamps.append
-            for _ in range(args.iters):
-                once()
-                mark(MPI.Wtime())
-            t = (stamps[-1] - stamps[0]) / args.iters * 1e6
-            tmed = float(np.median(np.diff(stamps))) * 1e6 if args.iters else 0.0
+            t, tmed = time_iterations(MPI, once, args.iters)
             nwrong = 0
             if args.check:
                 recv.fill(-12345 if args.dtype.startswith("int") else np.nan)  # poison
@@ -376,11 +382,8 @@ def local_system(args, MPI, comm, ctx, ranks_per_node):
             for _ in range(2):
                 f(ctx, send, recv)
             comm.Barrier()
-            stamps = [MPI.Wtime()]
-            for _ in range(iters):
-                f(ctx, send, recv)
-                stamps.append(MPI.Wtime())
-            med = comm.allreduce(float(np.median(np.diff(stamps))) * 1e6) / p
+            _, med = time_iterations(MPI, lambda: f(ctx, send, recv), iters)
+            med = comm.allreduce(med) / p
             rows.append(dict(source="measured", system="local", collective="allreduce",
                              algorithm=algo, nranks=p, nbytes=count * ctx.dtype.itemsize,
                              time_us=med, time_median_us=med, ranks_per_node=ranks_per_node,
