@@ -250,15 +250,14 @@ def _starts(params, theta, free):
         yield flip
 
 
-def _jacobian(model: Model, theta, logy, idx=None):
-    idx = range(len(theta)) if idx is None else idx
+def _jacobian(model: Model, theta, logy):
     r0 = np.log(model.predict(theta)) - logy
-    J = np.empty((len(r0), len(idx)))
-    for c, j in enumerate(idx):
+    J = np.empty((len(r0), len(theta)))
+    for j in range(len(theta)):
         h = 1e-4 * max(1.0, abs(theta[j]))
         t = theta.copy()
         t[j] += h
-        J[:, c] = (np.log(model.predict(t)) - logy - r0) / h
+        J[:, j] = (np.log(model.predict(t)) - logy - r0) / h
     return J
 
 
@@ -291,10 +290,6 @@ class Fit:
     skipped: list
     seconds: float
     nfev: int
-
-    def errors(self, min_bytes=0):
-        d = self.data[self.data.nbytes >= min_bytes]
-        return np.abs(np.log(d.predicted_us / d.time_us))
 
 
 def geomean_error(meas, pred) -> float:
@@ -509,17 +504,10 @@ def _human(n):
 
 # ---- extrapolation labels ---------------------------------------------------------------
 
-def extrapolation(system: System, nbytes, nranks, collective, algorithm, implementation=None) -> str:
-    """Why an estimate of a calibrated system lies beyond the data it was fitted to
-    ('' when it does not, or when the system was not calibrated)."""
+def _fixed_reasons(system: System, nranks, collective, name) -> list:
+    """Reasons beyond the data that do not depend on the size."""
     cal = system.calibration
-    if not cal:
-        return ""
     why = []
-    if nbytes and "min_bytes" in cal and nbytes < cal["min_bytes"]:
-        why.append(f"size < {_human(cal['min_bytes'])}")
-    if "max_bytes" in cal and nbytes > cal["max_bytes"]:
-        why.append(f"size > {_human(cal['max_bytes'])}")
     ranks = cal.get("nranks") or []
     if ranks and not (min(ranks) <= nranks <= max(ranks)):
         why.append(f"ranks outside {min(ranks)}..{max(ranks)}")
@@ -532,10 +520,33 @@ def extrapolation(system: System, nbytes, nranks, collective, algorithm, impleme
     if colls and collective not in colls:
         why.append(f"{collective} not measured")
     algos = cal.get("algorithms") or []
-    name = implementation or algorithm
     if algos and name not in algos and not (name == "auto" and set(algos) & set(LIBRARY_NAMES)):
         why.append(f"{name} not measured")
-    return "; ".join(why)
+    return why
+
+
+def extrapolation(system: System, nbytes, nranks, collective, requested,
+                  implementation=None) -> np.ndarray:
+    """Per row (sizes ``nbytes``, algorithms ``requested``): why an estimate of a calibrated
+    system lies beyond the data it was fitted to ('' when it does not, or when the system was
+    not calibrated).  Each distinct (algorithm, below, above) case is worded once."""
+    n = np.asarray(nbytes, dtype=float)
+    req = np.asarray(requested, dtype=object)
+    out = np.full(len(n), "", dtype=object)
+    cal = system.calibration
+    if not cal:
+        return out
+    below = (n > 0) & (n < cal.get("min_bytes", 0))
+    above = n > cal.get("max_bytes", np.inf)
+    for name in pd.unique(req):
+        fixed = _fixed_reasons(system, nranks, collective, implementation or name)
+        for lo, hi in ((False, False), (True, False), (False, True)):
+            mask = (req == name) & (below == lo) & (above == hi)
+            if mask.any():
+                size = ([f"size < {_human(cal['min_bytes'])}"] if lo else []) + (
+                    [f"size > {_human(cal['max_bytes'])}"] if hi else [])
+                out[mask] = "; ".join(size + fixed)
+    return out
 
 
 # ---- cross-validation -------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """``collbench.estimate`` and ``collbench.sweep``: the cost model as a table."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -115,11 +117,10 @@ class Compiled:
             pls = _plans.build(with_step(self.system, spec["step_us"] if spec else 0.0),
                                self.nranks, self.collective, name,
                                allowed if name != "hier" else allowed | {"ring"})
-            for pl in pls:          # (fresh plans: build() makes new ones each call)
-                pl.mul_hi = spec["bw_factor"] if spec else 1.0
-                pl.mul_lo = spec.get("bw_factor_lo", pl.mul_hi) if spec else 1.0
-                if spec:
-                    pl.lat = max(0.0, pl.lat + spec.get("base_us", 0.0))
+            if spec:                # (fresh plans: build() makes new ones each call)
+                for pl in pls:
+                    pl.mul_hi, pl.mul_lo = spec["bw_factor"], spec["bw_factor_lo"]
+                    pl.lat = max(0.0, pl.lat + spec["base_us"])
             cache[key] = list(range(len(self.plans), len(self.plans) + len(pls)))
             self.plans += pls
         return cache[key]
@@ -169,7 +170,6 @@ def with_step(system: System, step_us: float) -> System:
     implementation's own per-step overhead enters the plans)."""
     if not step_us:
         return system
-    from dataclasses import replace
     return replace(system, tiers=tuple(replace(t, lat_sw_us=max(0.0, t.lat_sw_us + step_us))
                                        for t in system.tiers))
 
@@ -320,8 +320,8 @@ def estimate(system, nbytes, *, collective: str = "allreduce", algorithm="auto",
     df = _frame(comp, sizes, out, choice)
     if sys_.calibration:
         from .calibrate import extrapolation
-        df["extrapolated"] = [extrapolation(sys_, n, p, collective, a, implementation)
-                              for n, a in zip(df["nbytes"], df["requested"])]
+        df["extrapolated"] = extrapolation(sys_, df["nbytes"], p, collective, df["requested"],
+                                           implementation)
     order = np.argsort(np.tile(np.arange(len(sizes)), len(comp.groups)), kind="stable")
     df = df.iloc[order].reset_index(drop=True)
     return finish_frame(df)
