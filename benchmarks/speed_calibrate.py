@@ -15,9 +15,9 @@ import timeit
 import numpy as np
 import pandas as pd
 
-from collbench import calibrate as C
+from collbench import calibration as C
 from collbench import estimate
-from collbench.system import System, Tier
+from collbench.model.system import System, Tier
 
 ALGOS = ("mpi", "ring", "rd", "rhd", "tree")
 

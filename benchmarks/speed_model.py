@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 import collbench
-from collbench import reference
-from collbench.model import compile_plans
+from collbench.model import reference
+from collbench.model.engine import compile_plans
 
 
 def best_of(fn, repeat):
@@ -72,7 +72,7 @@ def main(argv=None):
               f" {k_np / k_cy:5.1f}x {nplans * args.sizes / k_cy:13,.0f}")
 
     sweep_sizes = np.floor(2.0 ** np.arange(3, 35, 0.5))   # 64 sizes, 8 B .. 16 GiB
-    collbench.model._compiled_cache.clear()
+    collbench.model.engine._compiled_cache.clear()
     t0 = time.perf_counter()
     df = collbench.sweep(None, sweep_sizes, algorithms="all")
     cold = time.perf_counter() - t0

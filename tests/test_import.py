@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import collbench
-from collbench.importers import import_file
+from collbench.results.importers import import_file
 
 NCCL_HEAD = """# Collective test starting: {prog}
 # nThread 1 nGpus 1 minBytes 8 maxBytes 134217728 step: 2(factor) warmup iters: 5 iters: 20 agg iters: 1 validation: 1 graph: 0
@@ -43,13 +43,13 @@ def test_nccl_text_two_blocks_in_and_out_of_place(tmp_path):
     p.write_text(nccl_text(debug=True) + "\n" + nccl_text(nranks=16, hosts=("a", "b")))
     df = import_file(p)
     assert len(df) == 16                                   # 2 blocks x 4 sizes x 2 places
-    assert set(df.variant) == {"out-of-place", "in-place"}
+    assert set(df.placement) == {"out-of-place", "in-place"}
     assert list(df.nranks.unique()) == [8, 16]
     assert (df.algorithm == "auto").all() and (df.collective == "allreduce").all()
     assert (df.source == "measured").all() and (df.dtype == "float32").all()
     assert set(df[df.nranks == 16].host) == {"a,b"}
     assert (df.iters == 20).all() and (df.nwrong == 0).all()
-    row = df[(df.nbytes == 1 << 20) & (df.variant == "out-of-place") & (df.nranks == 8)].iloc[0]
+    row = df[(df.nbytes == 1 << 20) & (df.placement == "out-of-place") & (df.nranks == 8)].iloc[0]
     assert row.time_us == pytest.approx(20 + (1 << 20) / 3e5 * 1.75, abs=0.01)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import collbench
-from collbench.system import SYSTEM_NUMBERS, TIER_NUMBERS, System, Tier
+from collbench.model.system import SYSTEM_NUMBERS, TIER_NUMBERS, System, Tier
 
 
 def flat_system(p=4, bw=100.0, a=1.0, base=5.0, red=1000.0, topology="switch", innet=False,
@@ -67,7 +67,7 @@ def test_other_collectives_by_hand():
     r = one(s, n, "ring", "all_gather")
     assert (r.latency_us, r.bandwidth_us, r.reduce_us) == pytest.approx((8, 750, 0))
     assert r.busbw_gbps == pytest.approx(r.algbw_gbps * 0.75)
-    r = one(s, n, "tree", "broadcast")        # binomial: 2 steps of n
+    r = one(s, n, "binomial", "broadcast")        # binomial: 2 steps of n
     assert (r.latency_us, r.bandwidth_us) == pytest.approx((7, 2000))
     assert r.busbw_gbps == pytest.approx(r.algbw_gbps)
     # pipelined chain: d = 3 hops, a = 1, n b = 1000: k = sqrt(2 * 1000) segments
@@ -166,7 +166,7 @@ def test_preset_sizes_and_scales():
 
 @pytest.mark.parametrize("name", collbench.systems())
 def test_every_preset_number_has_a_source(name):
-    raw = tomllib.loads((resources.files("collbench") / "presets" / f"{name}.toml").read_text())
+    raw = tomllib.loads((resources.files("collbench") / "model" / "presets" / f"{name}.toml").read_text())
     for key in SYSTEM_NUMBERS + ("library_algorithms", "overlap_reduce"):
         assert key in raw and len(raw["sources"].get(key, "")) > 10, key
     for tier in raw["tiers"]:

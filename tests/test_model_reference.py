@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import collbench
-from collbench import reference
-from collbench.algorithms import ALGORITHMS, COLLECTIVES, for_collective
-from collbench.system import System, Tier
+from collbench.model import reference
+from collbench.algorithms import ALGORITHMS, COLLECTIVES, MODEL_ALGORITHMS, for_collective
+from collbench.model.system import System, Tier
 
 tiers_st = st.builds(
     Tier,
@@ -35,7 +35,7 @@ systems_st = st.builds(
         library_algorithms=tuple(lib)),
     st.lists(tiers_st, min_size=1, max_size=3),
     st.floats(0, 10), st.floats(10, 2000), st.booleans(),
-    st.lists(st.sampled_from([a for a in ALGORITHMS if ALGORITHMS[a].model and a != "auto"]),
+    st.lists(st.sampled_from(list(MODEL_ALGORITHMS)),
              min_size=1, max_size=6, unique=True),
 )
 

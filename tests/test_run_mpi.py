@@ -13,7 +13,7 @@ MPIEXEC = Path(sys.executable).parent / "mpiexec"
 pytestmark = pytest.mark.skipif(not MPIEXEC.exists(),
                                 reason="mpiexec from the mpich wheel is not installed next to "
                                        "python (pip install '.[mpi]')")
-ALGOS = "mpi,ring,tree,rhd,rd,hier"
+ALGOS = "mpi,ring,binomial,rhd,rd,hier"
 
 
 def mpirun(n, *args, timeout=240, env=None, cwd=None):
@@ -51,14 +51,14 @@ def test_every_algorithm_exact_odd_sizes(n, tmp_path):
     assert len(rows) == 6 * 4
     assert all(row[9] == "0" for row in rows)         # #wrong
     assert "# Out of bounds values : 0 OK" in r.stdout
-    df = pd.read_csv(csv)
+    df = pd.read_csv(csv, comment="#")
     assert len(df) == 24 and set(df.algorithm) == set(ALGOS.split(","))
     assert (df.nranks == n).all() and (df.source == "measured").all()
     r = mpirun(n, "-b", "4", "-e", "4", "-n", "1", "-w", "0", "--algo", ALGOS,   # one element
                cwd=tmp_path)
     assert r.returncode == 0 and all(row[9] == "0" for row in rows_of(r.stdout)), r.stderr
     default = list((tmp_path / "results").glob("run-*-n%d-*.csv" % n))   # the default file
-    assert len(default) == 1 and len(pd.read_csv(default[0])) == 6
+    assert len(default) == 1 and len(pd.read_csv(default[0], comment="#")) == 6
 
 
 # avg of integers is refused before any work (see test_bad_input_exit_2)
@@ -68,7 +68,7 @@ PAIRS = [(d, o) for d in ("float32", "float64", "float16", "int32", "int64")
 
 @pytest.mark.parametrize("dtype, op", PAIRS)
 def test_dtypes_and_ops_exact(dtype, op, tmp_path):
-    algos = "ring,tree,rhd,rd,hier" + ("" if dtype == "float16" else ",mpi")
+    algos = "ring,binomial,rhd,rd,hier" + ("" if dtype == "float16" else ",mpi")
     r = mpirun(3, "-b", "8", "-e", "70000", "-f", "7", "-n", "1", "-w", "0", "-d", dtype, "-o", op,
                "--algo", algos, "--ranks-per-node", "1", "--csv", tmp_path / "r.csv")
     assert r.returncode == 0, r.stderr + r.stdout
@@ -89,24 +89,32 @@ def test_table_and_results_schema(tmp_path):
     assert r.stdout.splitlines()[-3].startswith("# Out of bounds values : 0 OK")
     assert r.stdout.splitlines()[-2].startswith("# Avg bus bandwidth")
     import collbench
+    from collbench.results.schema import DTYPES
     df = collbench.read_results(csv)
-    assert list(df.columns[:len(collbench.SCHEMA_COLUMNS)]) == collbench.SCHEMA_COLUMNS
+    for c in df.columns:                                # typed columns, read back alike
+        assert str(df[c].dtype) == DTYPES[c], c
     assert (df.thread_level == "single").all() and (df.mpi_library == "MPICH").all()
     assert (df.predicted_system == "dgx-h100").all() and (df.ratio > 0).all()
     assert (df.busbw_gbps == df.algbw_gbps).all()      # 2 ranks: factor 2(n-1)/n = 1
-    assert len(pd.read_json(js)) == len(df) == 18     # 9 sizes x 2 algorithms
+    dj = collbench.read_results(js)
+    assert len(dj) == len(df) == 18                    # 9 sizes x 2 algorithms
+    assert list(dj.dtypes) == list(df.dtypes)
+    # the run's metadata is written once, not on every row
+    text = csv.read_text()
+    assert sum("MPICH" in line for line in text.splitlines()) == 1 and text.startswith("# collbench results, schema 2")
+    assert len(pd.read_csv(csv, comment="#")) == 18    # plain pandas reads the rows
 
 
 def test_wrong_results_are_counted_and_fail(tmp_path):
     # a sabotaged reduction kernel must be caught by the check (exit 1, FAILED)
     env = shim(tmp_path,
-               "import collbench.runtime.algos as a\n"
+               "import collbench.runtime.context as a\n"
                "orig = a.reduce_into\n"
                "def bad(d, s, op):\n"
                "    orig(d, s, op)\n"
                "    if d.size > 3: d[3] += 1\n"
                "a.reduce_into = bad\n")
-    r = mpirun(2, "-b", "64", "-e", "64", "-n", "1", "-w", "0", "--algo", "tree",
+    r = mpirun(2, "-b", "64", "-e", "64", "-n", "1", "-w", "0", "--algo", "binomial",
                env=env)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "FAILED" in r.stdout and rows_of(r.stdout)[0][9] != "0"
@@ -114,14 +122,13 @@ def test_wrong_results_are_counted_and_fail(tmp_path):
 
 def test_rank_that_raises_ends_job_and_keeps_rows(tmp_path):
     env = shim(tmp_path,
-               "import collbench.runtime.algos as a\n"
-               "orig = a.ring_allreduce\n"
+               "from collbench.algorithms import REGISTRY\n"
+               "orig = REGISTRY['ring'].runs['allreduce']\n"
                "def boom(ctx, s, r, comm=None):\n"
                "    if s.nbytes >= 4096 and ctx.comm.Get_rank() == 1:\n"
                "        raise RuntimeError('injected failure')\n"
                "    return orig(ctx, s, r, comm)\n"
-               "a.ring_allreduce = boom\n"
-               "a.IMPLEMENTATIONS['ring'] = boom\n")
+               "REGISTRY['ring'].runs['allreduce'] = boom\n")
     csv = tmp_path / "r.csv"
     t0 = time.time()
     r = mpirun(2, "-b", "8", "-e", "64K", "-f", "8", "--algo", "ring", "--csv", csv,
@@ -130,27 +137,28 @@ def test_rank_that_raises_ends_job_and_keeps_rows(tmp_path):
     assert took < 30, (took, r.stderr)
     assert r.returncode != 0, r.stdout
     assert "injected failure" in r.stderr and "Traceback" not in r.stderr, r.stderr
-    df = pd.read_csv(csv)
+    assert "rank 1 (" in r.stderr and "RuntimeError" in r.stderr, r.stderr
+    df = pd.read_csv(csv, comment="#")
     assert list(df.nbytes) == [8, 64, 512], (r.stdout, r.stderr)   # completed before the failure
 
 
 def test_hung_collective_times_out_and_keeps_rows(tmp_path):
     env = shim(tmp_path,
                "import time\n"
-               "import collbench.runtime.algos as a\n"
-               "orig = a.rd_allreduce\n"
+               "from collbench.algorithms import REGISTRY\n"
+               "orig = REGISTRY['rd'].runs['allreduce']\n"
                "def hang(ctx, s, r):\n"
                "    if s.nbytes >= 512 and ctx.comm.Get_rank() == 0:\n"
                "        time.sleep(600)\n"
                "    return orig(ctx, s, r)\n"
-               "a.IMPLEMENTATIONS['rd'] = hang\n")
+               "REGISTRY['rd'].runs['allreduce'] = hang\n")
     csv = tmp_path / "r.csv"
     t0 = time.time()
     r = mpirun(2, "-b", "8", "-e", "4K", "-f", "8", "--algo", "rd", "-T", "3", "--csv", csv,
                env=env, timeout=90)
     assert time.time() - t0 < 60
     assert r.returncode != 0 and "timed out after 3 s" in r.stderr
-    assert list(pd.read_csv(csv).nbytes) == [8, 64]
+    assert list(pd.read_csv(csv, comment="#").nbytes) == [8, 64]
 
 
 def test_killed_rank_keeps_rows(tmp_path):
@@ -160,16 +168,17 @@ def test_killed_rank_keeps_rows(tmp_path):
                           "--csv", str(csv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, start_new_session=True)
     deadline = time.time() + 60
-    while time.time() < deadline and not (csv.exists() and len(pd.read_csv(csv)) >= 4):
+    while time.time() < deadline and not (csv.exists() and len(pd.read_csv(csv, comment="#")) >= 4):
         time.sleep(0.2)
     os.killpg(p.pid, signal.SIGKILL)           # the whole job dies mid-run
     p.wait(timeout=30)
-    df = pd.read_csv(csv)                      # still a complete, readable file
+    df = pd.read_csv(csv, comment="#")         # still a complete, readable file
     assert len(df) >= 4 and list(df.nbytes[:4]) == [8, 16, 32, 64]
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--algo", "warp"], "valid: mpi, ring, tree, rhd, rd, hier"),
+    (["--algo", "warp"], "valid: ring, binomial, rhd, rd, hier, mpi"),
+    (["--algo", "tree"], "no real implementation"),
     (["--algo", "mesh"], "no real implementation"),
     (["-d", "complex64"], "valid: float32"),
     (["-o", "avg", "-d", "int32"], "makes no sense"),
@@ -179,8 +188,16 @@ def test_killed_rank_keeps_rows(tmp_path):
     (["-b", "-1"], "bad size"),
     (["--predict", "nope"], "valid presets"),
     (["-a", "7"], "-a must be"),
+    (["--csv", "out.txt"], "must end in .csv or .json"),
+    (["--csv", "-"], "must end in .csv or .json"),
+    (["--json", "x.yaml"], "must end in .csv or .json"),
+    (["-T", "nan"], "-T must be a positive, finite"),
+    (["-T", "inf"], "-T must be a positive, finite"),
+    (["-n", "100000000000000000000"], "-n must be from 1 to"),
+    (["-f", "1.0000001"], "more than 100,000 sizes"),
 ])
 def test_bad_input_exit_2(args, words):
+    # checked on every rank before any MPI work: every rank exits 2, none waits
     r = mpirun(3, *args, timeout=60)
     assert r.returncode == 2, r.stdout + r.stderr
     lines = [l for l in r.stderr.splitlines() if l.strip()]

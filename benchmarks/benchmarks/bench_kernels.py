@@ -31,7 +31,7 @@ class PythonReference:
     param_names = ["algorithm"]
 
     def setup(self, algorithm):
-        from collbench import reference
+        from collbench.model import reference
         self.ref = reference
         self.system = collbench.preset("dgx-h100")
         self.sizes = _sizes(1000)

@@ -1,10 +1,14 @@
 """collbench: how long does a collective take on this interconnect, and which algorithm
-should run it?  Cost model (Cython kernels) and real MPI runs, one result schema."""
-from .algorithms import ALGORITHMS, COLLECTIVES
-from .model import estimate, sweep
-from .schema import SCHEMA_COLUMNS, read_results, write_results
-from .system import System, Tier, load_system, preset, systems
+should run it?  A cost model (Cython kernels) and real MPI runs, one result schema."""
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
-__all__ = ["estimate", "sweep", "systems", "preset", "load_system", "System", "Tier",
-           "ALGORITHMS", "COLLECTIVES", "SCHEMA_COLUMNS", "read_results", "write_results"]
+from . import errors  # noqa: E402
+from .algorithms import ALGORITHMS, COLLECTIVES  # noqa: E402
+from .errors import CollbenchError  # noqa: E402
+from .model import (Estimates, Planner, System, Tier, estimate, load_system, planner,  # noqa: E402
+                    preset, sweep, systems)
+from .results import SCHEMA_COLUMNS, read_results, write_results  # noqa: E402
+
+__all__ = ["estimate", "sweep", "planner", "Planner", "Estimates", "systems", "preset",
+           "load_system", "System", "Tier", "ALGORITHMS", "COLLECTIVES", "SCHEMA_COLUMNS",
+           "read_results", "write_results", "CollbenchError", "errors", "__version__"]

@@ -1,122 +1,74 @@
-"""``collbench run``: time real all-reduces under mpiexec, check every element, print the
-nccl-tests table, write every completed size to the results file at once (atomically)."""
+"""``collbench run``: time real collectives under mpiexec, check every element, print the
+nccl-tests table, save every completed size at once (atomically, beside earlier runs).
+
+Two phases.  ``setup`` validates and agrees: every check that could differ between ranks
+(memory on this host, node sizes, the results file, the system to predict with) is
+gathered, so every rank raises the same one-line error and exits 2: no rank is left
+waiting.  ``execute`` does the work; an exception there on any rank is reported by the
+caller with the rank and host, and aborts the job.
+"""
 from __future__ import annotations
 
 import datetime as _dt
 import os
 import socket
 import subprocess
-import sys
-import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .. import __version__
-from ..schema import write_results
-from ..sizes import size_range
-from ..table import DTYPE_SIZES, NCCL_TYPE, run_table
+from ..algorithms import COLLECTIVES, REGISTRY
+from ..errors import CollbenchError, InputError
+from ..model.api import estimate
+from ..model.system import System, load_system
+from ..results.io import check_existing, write_results
+from ..results.table import run_table
+from .checks import expected, make_input
+from .config import TIMING, RunConfig, validate, validate_ranks
+from .context import Context
+from .watchdog import Watchdog
 
-RUN_DTYPES = ("float32", "float64", "float16", "int32", "int64")
-RUN_OPS = ("sum", "prod", "min", "max", "avg")
-THREAD_LEVELS = ("single", "funneled", "serialized", "multiple")
-TIMING = {0: "rank0", 1: "avg", 2: "min", 3: "max"}
-
-
-# ---- inputs whose reduction is exactly predictable ---------------------------------------
-
-def make_input(rank: int, p: int, count: int, dtype: str, op: str) -> np.ndarray:
-    i = np.arange(count, dtype=np.int64)
-    if op == "sum":
-        v = (rank + i) % 4 + 1                       # sums stay small integers: exact
-    elif op == "prod":
-        v = np.where((rank + i) % 8 == 0, 2, 1)      # products are powers of two
-    elif op in ("min", "max"):
-        v = (rank * 7 + i) % 13 - 6
-    else:  # avg: the sum is a multiple of p, so sum / p is exact
-        v = 2 * ((i + rank) % p) + i % 3
-    return v.astype(dtype)
+Emit = Callable[[str], None]
 
 
-def expected(p: int, count: int, dtype: str, op: str) -> np.ndarray:
-    i = np.arange(count, dtype=np.int64)
-    if op == "avg":
-        return ((p - 1) + i % 3).astype(dtype)
-    acc = None
-    for r in range(p):
-        v = make_input(r, p, count, "int64", op)
-        if acc is None:
-            acc = v
-        elif op == "sum":
-            acc = acc + v
-        elif op == "prod":
-            acc = acc * v
-        elif op == "min":
-            acc = np.minimum(acc, v)
-        else:
-            acc = np.maximum(acc, v)
-    return acc.astype(dtype)
+def agree(comm: Any, error: str | None) -> None:
+    """Every rank learns the first rank's error (if any) and raises it: one verdict."""
+    errors = comm.allgather(error)
+    first = next((e for e in errors if e), None)
+    if first:
+        raise InputError(first)
 
 
-# ---- checks that run before any work ------------------------------------------------------
-
-def check_args(args, nranks: int):
-    from ..algorithms import ALGORITHMS
-    from .algos import IMPLEMENTATIONS
-    algos = [a.strip() for a in args.algo.split(",") if a.strip()]
-    if not algos:
-        raise ValueError(f"no algorithm given; valid: {', '.join(IMPLEMENTATIONS)}")
-    for a in algos:
-        if a not in IMPLEMENTATIONS:
-            kind = "has no real implementation" if a in ALGORITHMS else "is unknown"
-            raise ValueError(f"algorithm {a!r} {kind} in collbench run; valid: "
-                             f"{', '.join(IMPLEMENTATIONS)}")
-    if args.dtype not in RUN_DTYPES:
-        raise ValueError(f"unknown dtype {args.dtype!r}; valid: {', '.join(RUN_DTYPES)}")
-    if args.op not in RUN_OPS:
-        raise ValueError(f"unknown op {args.op!r}; valid: {', '.join(RUN_OPS)}")
-    if args.op == "avg" and not args.dtype.startswith("float"):
-        raise ValueError(f"op avg with {args.dtype} makes no sense (integer division truncates); "
-                         "use a float dtype")
-    if args.op == "prod" and nranks > 8 * 15:
-        raise ValueError("op prod overflows the checkable range beyond 120 ranks")
-    if args.op in ("sum", "avg") and args.dtype == "float16" and nranks > 32:
-        raise ValueError("float16 sums are exact only up to 32 ranks; use float32")
-    if "mpi" in algos and args.dtype == "float16":
-        raise ValueError("dtype float16 is not an MPI datatype for --algo mpi; use float32 "
-                         f"or another algorithm ({', '.join(a for a in IMPLEMENTATIONS if a != 'mpi')})")
-    if args.average not in TIMING:
-        raise ValueError(f"-a must be 0 (rank 0), 1 (average), 2 (min) or 3 (max); got {args.average}")
-    if args.iters < 1 or args.warmup < 0:
-        raise ValueError("-n must be at least 1 and -w at least 0")
-    if args.check not in (0, 1):
-        raise ValueError("-c must be 0 or 1")
-    if args.timeout is not None and args.timeout <= 0:
-        raise ValueError("-T must be a positive number of seconds")
-    sizes = size_range(args.minbytes, args.maxbytes, args.stepfactor, args.stepbytes)
-    esize = DTYPE_SIZES[args.dtype]
-    if args.ranks_per_node is not None:
-        k = args.ranks_per_node
-        if k < 1 or nranks % k:
-            raise ValueError(f"--ranks-per-node {k} does not divide {nranks} ranks; valid: "
-                             + ", ".join(str(d) for d in range(1, nranks + 1) if nranks % d == 0))
-    return algos, sizes, esize
-
-
-def check_memory(max_bytes: int, ranks_here: int):
-    """send + receive + scratch + expected per rank, for every rank on this host."""
-    need = 4 * max_bytes * ranks_here
+def _local(fn: Callable[[], Any]) -> tuple[Any, str | None]:
     try:
-        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return fn(), None
+    except CollbenchError as exc:
+        return None, str(exc)
+
+
+def available_memory() -> int | None:
+    try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
-                avail = int(line.split()[1]) * 1024
+                return int(line.split()[1]) * 1024
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (OSError, ValueError):
-        return
-    if need > 0.8 * avail:
-        raise ValueError(f"-e {max_bytes} needs about {need / 2**30:.1f} GiB for {ranks_here} ranks "
-                         f"on this host, more than the {avail / 2**30:.1f} GiB available; "
+        return None
+
+
+def check_memory(max_bytes: int, ranks_here: int) -> None:
+    """send + receive + scratch + expected per rank, for every rank on this host."""
+    need = 4 * max_bytes * ranks_here
+    avail = available_memory()
+    if avail is not None and need > 0.8 * avail:
+        raise InputError(f"-e {max_bytes} needs about {need / 2**30:.1f} GiB for {ranks_here} "
+                         f"ranks on this host, more than the {avail / 2**30:.1f} GiB available; "
                          "lower -e")
 
 
@@ -130,137 +82,160 @@ def _commit() -> str:
         return ""
 
 
-class Watchdog:
-    """Ends this rank (and so the job) if one collective takes longer than -T seconds."""
-
-    def __init__(self, seconds, rank):
-        self.seconds, self.rank, self.timer = seconds, rank, None
-
-    def arm(self, what):
-        if not self.seconds:
-            return
-        def fire():
-            sys.stderr.write(f"collbench run: rank {self.rank}: timed out after {self.seconds:g} s "
-                             f"in {what}; ending the job (completed sizes are kept)\n")
-            sys.stderr.flush()
-            os._exit(3)
-        self.timer = threading.Timer(self.seconds, fire)
-        self.timer.daemon = True
-        self.timer.start()
-
-    def disarm(self):
-        if self.timer:
-            self.timer.cancel()
-            self.timer = None
-
-
-def time_iterations(MPI, once, iters):
+def time_iterations(MPI: Any, once: Callable[[], None], iters: int) -> tuple[float, float]:
     """Mean and median time (us) of ``iters`` calls of ``once``, each call timed."""
     stamps = [MPI.Wtime()]
     mark = stamps.append
     for _ in range(iters):
         once()
         mark(MPI.Wtime())
-    if not iters:
-        return 0.0, 0.0
     return (stamps[-1] - stamps[0]) / iters * 1e6, float(np.median(np.diff(stamps))) * 1e6
 
 
-def run(args, MPI) -> int:
-    from .algos import DESCRIPTIONS, IMPLEMENTATIONS, Context
+@dataclass
+class State:
+    cfg: RunConfig
+    MPI: Any
+    comm: Any
+    rank: int
+    p: int
+    node: Any
+    ctx: Context
+    predict: System | None           # on rank 0 (the only rank that predicts)
+    meta: dict[str, Any]
+    run_id: str
+    paths: list[Path]
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
+
+def setup(cfg: RunConfig, MPI: Any, emit: Emit) -> State:
+    validate(cfg)
     comm = MPI.COMM_WORLD
     rank, p = comm.Get_rank(), comm.Get_size()
-    algos, sizes, esize = check_args(args, p)
-    if args.ranks_per_node:
-        node = comm.Split(color=rank // args.ranks_per_node, key=rank)
+    validate_ranks(cfg, p)
+    if cfg.ranks_per_node:
+        node = comm.Split(color=rank // cfg.ranks_per_node, key=rank)
     else:
         node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=rank)
     shared = comm.Split_type(MPI.COMM_TYPE_SHARED, key=rank)
-    check_memory(max(sizes) if sizes else 0, shared.Get_size())
-    if "hier" in algos:
-        sizes_ok = comm.allgather(node.Get_size())
-        if len(set(sizes_ok)) != 1:
-            raise ValueError(f"hier needs nodes of equal size; got {sorted(set(sizes_ok))} ranks "
+    host = socket.gethostname()
+    _, err = _local(lambda: check_memory(max(cfg.sizes) if cfg.sizes else 0, shared.Get_size()))
+    agree(comm, err)
+    if "hier" in cfg.algos:
+        per_node = comm.allgather(node.Get_size())
+        if len(set(per_node)) != 1:
+            raise InputError(f"hier needs nodes of equal size; got {sorted(set(per_node))} ranks "
                              "per node (use --ranks-per-node)")
     cross = comm.Split(color=node.Get_rank(), key=rank)
-    mpi_op = {"sum": MPI.SUM, "prod": MPI.PROD, "min": MPI.MIN, "max": MPI.MAX, "avg": MPI.SUM}[args.op]
-    from .._reduce import OPS, scale_into
-    ctx = Context(MPI, comm, OPS[args.op], mpi_op, args.dtype, node, cross)
+    mpi_op = {"sum": MPI.SUM, "prod": MPI.PROD, "min": MPI.MIN, "max": MPI.MAX,
+              "avg": MPI.SUM}[cfg.op]
+    assert cfg.dt is not None
+    ctx = Context(MPI, comm, cfg.op, mpi_op, cfg.dt.name, node, cross)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_id = comm.bcast(f"{stamp}-{host}-{os.getpid()}", root=0)
+    paths = cfg.paths or [Path("results") / f"run-{host}-n{p}-{stamp}.csv"]
+    # the results files: an existing one must be a results file (its rows are kept)
+    err = None
+    if rank == 0:
+        _, err = _local(lambda: [check_existing(x) for x in paths])
+    agree(comm, err)
     predict = None
-    if args.predict == "local":
-        predict = local_system(args, MPI, comm, ctx, node.Get_size())
-    elif args.predict:
-        from ..system import load_system
-        predict = load_system(args.predict)
+    if cfg.predict == "local":
+        from .probe import local_system     # the probe needs calibration (scipy)
+        predict = local_system(cfg, MPI, comm, ctx, node.Get_size(), emit)
+    elif cfg.predict:
+        predict, err = _local(lambda: load_system(cfg.predict))
+        agree(comm, err)
     lib = " ".join(MPI.Get_library_version().strip().splitlines()[0].split())
-    import mpi4py
+    import mpi4py       # already imported by the caller (MPI is initialised): its version
+    per_host = shared.Get_size()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    oversub = comm.allreduce(int(per_host > (cores or per_host)), op=MPI.MAX) > 0
     meta = {
-        "source": "measured", "system": "local", "collective": "allreduce",
-        "dtype": args.dtype, "redop": args.op, "root": 0, "nranks": p,
-        "iters": args.iters, "warmup": args.warmup, "timing": TIMING[args.average],
-        "host": socket.gethostname(), "mpi_library": lib.split()[0] if lib else "",
+        "run": run_id, "host": host, "mpi_library": lib.split()[0] if lib else "",
         "mpi_version": lib, "mpi4py_version": mpi4py.__version__,
         "thread_level": {MPI.THREAD_SINGLE: "single", MPI.THREAD_FUNNELED: "funneled",
                          MPI.THREAD_SERIALIZED: "serialized",
                          MPI.THREAD_MULTIPLE: "multiple"}[MPI.Query_thread()],
-        "ranks_per_node": node.Get_size(), "commit": _commit() if rank == 0 else "",
-        "collbench_version": __version__,
+        "ranks_per_node": node.Get_size(), "oversubscribed": bool(oversub),
+        "commit": _commit() if rank == 0 else "", "command": cfg.command,
+        "collbench_version": __version__, "iters": cfg.iters, "warmup": cfg.warmup,
+        "timing": TIMING[cfg.average], "started": _dt.datetime.now().isoformat(timespec="seconds"),
+        "tool": "collbench run",
     }
-    out_paths = []
+    return State(cfg, MPI, comm, rank, p, node, ctx, predict, meta, run_id, paths)
+
+
+def _variant(algo: str, collective: str) -> str:
+    return REGISTRY[algo].run_variants.get(collective, algo)
+
+
+def predict_time(system: System, nbytes: int, algo: str, p: int, collective: str
+                 ) -> tuple[float | None, str]:
+    """(predicted time, why it is an extrapolation or ''); (None, '') where the model
+    cannot say.  The MPI library's own call is modelled as the library's choice (auto) with
+    the system's ``mpi`` implementation entry, if any; hier as its exact plan label."""
+    if p > system.max_ranks:
+        return None, ""
+    spec = REGISTRY[algo]
+    name, impl = (spec.model_as, algo) if spec.model_as else (_variant(algo, collective), None)
+    try:
+        df = estimate(system, [nbytes], collective=collective, algorithm=name, nranks=p,
+                      implementation=impl)
+    except CollbenchError:
+        return None, ""
+    extra = df["extrapolated"].iloc[0] if "extrapolated" in df else ""
+    return float(df.time_us.iloc[0]), (extra if isinstance(extra, str) else "")
+
+
+def execute(st: State, emit: Emit) -> int:
+    cfg, MPI, comm, rank, p = st.cfg, st.MPI, st.comm, st.rank, st.p
+    from ._reduce import scale_into
+    assert cfg.dt is not None
+    coll = cfg.collective
+    table = run_table(st.predict is not None)
+    nodes = p // st.node.Get_size() if p % st.node.Get_size() == 0 else "?"
     if rank == 0:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        if args.csv:
-            out_paths.append(Path(args.csv))
-        if args.json:
-            out_paths.append(Path(args.json))
-        if not out_paths:
-            out_paths.append(Path("results") / f"run-{meta['host']}-n{p}-{stamp}.csv")
-        for path in out_paths:
-            if path.suffix not in (".csv", ".json"):
-                raise ValueError(f"results file {path} must end in .csv or .json")
-    table = run_table(predict is not None)
-    nodes = p // node.Get_size() if p % node.Get_size() == 0 else "?"
-    if rank == 0:
-        print(f"# collbench run: allreduce, {p} ranks ({node.Get_size()} per node, {nodes} "
-              f"node{'s' if nodes != 1 else ''}), {lib}, mpi4py {mpi4py.__version__}, "
-              f"thread level {meta['thread_level']}")
-        print(f"# iters {args.iters}, warmup {args.warmup}, check {args.check}, time = "
-              f"{TIMING[args.average]} over ranks, out-of-place"
-              + (f", predicted by {predict.name}" if predict else ""))
-        sys.stdout.flush()
-    rows, total_wrong, busbws = [], 0, []
-    dog = Watchdog(args.timeout, rank)
-    factor = 2 * (p - 1) / p
+        emit(f"# collbench run: {coll}, {p} ranks ({st.node.Get_size()} per node, {nodes} "
+             f"node{'s' if nodes != 1 else ''}), {st.meta['mpi_version']}, mpi4py "
+             f"{st.meta['mpi4py_version']}, thread level {st.meta['thread_level']}")
+        emit(f"# iters {cfg.iters}, warmup {cfg.warmup}, check {cfg.check}, time = "
+             f"{TIMING[cfg.average]} over ranks, out-of-place"
+             + (f", predicted by {st.predict.name}" if st.predict else ""))
+        if st.meta["oversubscribed"]:
+            emit("# WARNING: more ranks than cores on a host (oversubscribed): times measure "
+                 "the scheduler as much as the algorithms")
+    total_wrong, busbws = 0, []
+    dog = Watchdog(cfg.timeout, rank)
+    factor = COLLECTIVES[coll].busbw(p)
     tvec = np.zeros(2)                       # [mean, median] of this rank's iterations
-    for algo in algos:
-        f = IMPLEMENTATIONS[algo]
+    esize = cfg.dt.itemsize
+    for algo in cfg.algos:
+        f = REGISTRY[algo].runs[coll]
         if rank == 0:
-            print("#")
-            print(f"# algo {algo}: {DESCRIPTIONS[algo]}")
-            print(table.header())
-            sys.stdout.flush()
-        for nbytes in sizes:
+            emit("#")
+            emit(f"# algo {algo}: {REGISTRY[algo].run_descriptions[coll]}")
+            emit(table.header())
+        for nbytes in cfg.sizes:
             count = nbytes // esize
             nb = count * esize
-            send = make_input(rank, p, count, args.dtype, args.op)
-            recv = np.zeros(count, dtype=args.dtype)
-            dog.arm(f"{algo} allreduce of {nb} bytes")
+            dog.arm(f"{algo} {coll} of {nb} bytes")
+            send = make_input(rank, p, count, cfg.dt.name, cfg.op)
+            recv = np.zeros(count, dtype=cfg.dt.name)
 
-            def once():
-                f(ctx, send, recv)
-                if args.op == "avg":
+            def once() -> None:
+                f(st.ctx, send, recv)
+                if cfg.op == "avg":
                     scale_into(recv, p)
-            for _ in range(args.warmup):
+            for _ in range(cfg.warmup):
                 once()
             comm.Barrier()
-            t, tmed = time_iterations(MPI, once, args.iters)
+            t, tmed = time_iterations(MPI, once, cfg.iters)
             nwrong = 0
-            if args.check:
-                recv.fill(-12345 if args.dtype.startswith("int") else np.nan)  # poison
+            if cfg.check:
+                recv.fill(-12345 if cfg.dt.kind == "int" else np.nan)  # poison
                 once()
-                nwrong = int(np.count_nonzero(recv != expected(p, count, args.dtype, args.op)))
-            dog.disarm()
+                nwrong = int(np.count_nonzero(recv != expected(p, count, cfg.dt.name, cfg.op)))
             tvec[0], tvec[1] = t, tmed
             tmin, tmax, tsum = np.zeros(2), np.zeros(2), np.zeros(2)
             comm.Allreduce(tvec, tmin, op=MPI.MIN)
@@ -268,144 +243,53 @@ def run(args, MPI) -> int:
             comm.Allreduce(tvec, tsum, op=MPI.SUM)
             wrong = comm.allreduce(nwrong, op=MPI.SUM)
             t0r, med0 = comm.bcast((t, tmed), root=0)
-            timed = {0: t0r, 1: tsum[0] / p, 2: tmin[0], 3: tmax[0]}[args.average]
-            median = {0: med0, 1: tsum[1] / p, 2: tmin[1], 3: tmax[1]}[args.average]
+            timed = {0: t0r, 1: tsum[0] / p, 2: tmin[0], 3: tmax[0]}[cfg.average]
+            median = {0: med0, 1: tsum[1] / p, 2: tmin[1], 3: tmax[1]}[cfg.average]
             total_wrong += wrong
+            dog.arm(f"saving {algo} {coll} of {nb} bytes")
             if rank == 0:
-                busbws.append(_report(
-                    meta=meta, algo=algo, nb=nb, count=count, timed=timed, tmin=tmin[0],
-                    tmax=tmax[0], t0r=t0r, median=median, wrong=wrong, predict=predict, p=p, factor=factor,
-                    args=args, table=table, rows=rows, out_paths=out_paths))
-            # nobody starts the next size before rank 0 has saved this one
-            comm.Barrier()
+                busbws.append(_report(st, algo=algo, nb=nb, count=count, timed=timed,
+                                      tmin=tmin[0], tmax=tmax[0], t0r=t0r, median=median,
+                                      wrong=wrong, factor=factor, table=table, emit=emit))
+            comm.Barrier()      # nobody starts the next size before rank 0 has saved this one
+            dog.disarm()
     if rank == 0:
-        print(f"# Out of bounds values : {total_wrong} {'OK' if total_wrong == 0 else 'FAILED'}")
+        emit(f"# Out of bounds values : {total_wrong} {'OK' if total_wrong == 0 else 'FAILED'}")
         avg = sum(busbws) / len(busbws) if busbws else 0.0
-        print(f"# Avg bus bandwidth    : {avg:.4g}")
-        marked = sorted({r["extrapolated"] for r in rows if r.get("extrapolated")})
-        if marked:
-            print(f"# * predicted beyond {predict.name}'s calibration data: {'; '.join(marked)}")
-        print(f"# Results: {', '.join(str(x) for x in out_paths)}")
-        sys.stdout.flush()
+        emit(f"# Avg bus bandwidth    : {avg:.4g}")
+        marked = sorted({r["extrapolated"] for r in st.rows if r.get("extrapolated")})
+        if marked and st.predict:
+            emit(f"# * predicted beyond {st.predict.name}'s calibration data: {'; '.join(marked)}")
+        emit(f"# Results: {', '.join(str(x) for x in st.paths)} (run {st.run_id})")
     return 1 if total_wrong else 0
 
 
-def _report(*, meta, algo, nb, count, timed, tmin, tmax, t0r, median, wrong, predict, p, factor,
-            args, table, rows, out_paths) -> float:
-    """Rank 0: print the row and save every completed row (atomically); returns busbw."""
-    import pandas as pd
+def _report(st: State, *, algo: str, nb: int, count: int, timed: float, tmin: float,
+            tmax: float, t0r: float, median: float, wrong: int, factor: float, table: Any,
+            emit: Emit) -> float:
+    """Rank 0: print the row and save every completed row of this run; returns busbw."""
+    cfg = st.cfg
+    assert cfg.dt is not None
     algbw = nb / timed / 1e3 if timed > 0 else 0.0
     pred = ratio = None
     extra = ""
-    if predict is not None:
-        pred, extra = _predict(predict, nb, algo, p)
+    if st.predict is not None:
+        pred, extra = predict_time(st.predict, nb, algo, st.p, cfg.collective)
         ratio = timed / pred if pred else None
-    row = dict(meta, algorithm=algo, requested=algo, variant=algo, nbytes=nb, count=count,
-               time_us=timed, algbw_gbps=algbw, busbw_gbps=algbw * factor,
-               time_min_us=tmin, time_max_us=tmax, time_rank0_us=t0r, time_median_us=median,
-               nwrong=wrong, predicted_us=pred,
-               predicted_system=predict.name if predict else None, ratio=ratio,
-               extrapolated=extra or None,
+    row = dict(st.meta, source="measured", system="local", collective=cfg.collective,
+               algorithm=algo, variant=_variant(algo, cfg.collective), placement="out-of-place",
+               nranks=st.p, nbytes=nb, count=count, dtype=cfg.dt.name, redop=cfg.op, root=0,
+               time_us=timed, algbw_gbps=algbw, busbw_gbps=algbw * factor, time_min_us=tmin,
+               time_max_us=tmax, time_rank0_us=t0r, time_median_us=median, nwrong=wrong,
+               predicted_us=pred, predicted_system=st.predict.name if st.predict else None,
+               ratio=ratio, extrapolated=extra or None,
                timestamp=_dt.datetime.now().isoformat(timespec="seconds"))
-    rows.append(row)
-    print(table.row({"size": nb, "count": count, "type": NCCL_TYPE[args.dtype],
-                     "redop": args.op, "root": 0, "algo": algo, "time": timed,
-                     "algbw": algbw, "busbw": algbw * factor, "#wrong": wrong,
-                     "predicted": pred if not extra else (pred, "*"), "meas/pred": ratio}))
-    sys.stdout.flush()
-    for path in out_paths:
-        write_results(pd.DataFrame(rows), path)
+    st.rows.append(row)
+    emit(table.row({"size": nb, "count": count, "type": cfg.dt.nccl, "redop": cfg.op,
+                    "root": 0, "algo": algo, "time": timed, "algbw": algbw,
+                    "busbw": algbw * factor, "#wrong": wrong,
+                    "predicted": pred if not extra else (pred, "*"), "meas/pred": ratio}))
+    df = pd.DataFrame(st.rows)
+    for path in st.paths:
+        write_results(df, path, overwrite=False, run=st.run_id)
     return algbw * factor
-
-
-def _predict(system, nbytes, algo, p):
-    """(predicted time, why it is an extrapolation or ''); (None, '') where the model
-    cannot say.  MPI_Allreduce is modelled as the library's own choice (auto) with the
-    system's "mpi" implementation entry, if it has one."""
-    from ..model import estimate
-    if p > system.max_ranks:
-        return None, ""
-    name, impl = ("auto", "mpi") if algo == "mpi" else (algo, None)
-    try:
-        df = estimate(system, [nbytes], algorithm=name, nranks=p, implementation=impl)
-    except ValueError:
-        return None, ""
-    extra = df["extrapolated"].iloc[0] if "extrapolated" in df else ""
-    return float(df.time_us.iloc[0]), (extra if isinstance(extra, str) else "")
-
-
-# ---- --predict local: a calibrated description of this host -------------------------------
-
-PROBE_SIZES = (8, 64, 512, 4096, 32768, 262144, 2097152, 16777216)
-
-
-def local_system(args, MPI, comm, ctx, ranks_per_node):
-    """The calibration of this host for this rank count from the cache, or one made now
-    from a short probe (every rank times a few sizes; rank 0 fits and caches it)."""
-    from ..calibrate import cache_path, fit
-    from ..system import System
-    from .algos import IMPLEMENTATIONS
-    rank, p = comm.Get_rank(), comm.Get_size()
-    host = socket.gethostname()
-    path = cache_path(host, p) if rank == 0 else None
-    cached = comm.bcast(path is not None and os.path.exists(path), root=0)
-    if cached:
-        system = error = None
-        if rank == 0:
-            try:
-                system = System.from_toml(path)
-            except ValueError as exc:
-                error = f"{exc} (delete the file to re-probe)"
-        error = comm.bcast(error, root=0)       # every rank stops alike, none is left waiting
-        if error:
-            raise ValueError(error)
-        if rank == 0:
-            print(f"# predict: local = {path} (fitted {system.calibration.get('date', '?')} to "
-                  f"{system.calibration.get('rows', '?')} rows; delete it to re-probe)")
-        return system
-    # every implementation, so that the cached calibration serves later runs too (hier only
-    # where ranks span nodes: on one node the model has no second tier for it)
-    probe = [a for a in IMPLEMENTATIONS if a != "hier" or ranks_per_node < p]
-    if rank == 0:
-        print(f"# predict: no calibration of {host} for {p} ranks cached; probing "
-              f"{', '.join(probe)} at {len(PROBE_SIZES)} sizes first ...")
-        sys.stdout.flush()
-    rows = []
-    t_start = time.perf_counter()
-    for algo in probe:
-        f = IMPLEMENTATIONS[algo]
-        for nbytes in PROBE_SIZES:
-            count = max(1, nbytes // ctx.dtype.itemsize)
-            send = np.ones(count, dtype=ctx.dtype)
-            recv = np.empty_like(send)
-            iters = 20 if nbytes <= 262144 else 5
-            for _ in range(2):
-                f(ctx, send, recv)
-            comm.Barrier()
-            _, med = time_iterations(MPI, lambda: f(ctx, send, recv), iters)
-            med = comm.allreduce(med) / p
-            rows.append(dict(source="measured", system="local", collective="allreduce",
-                             algorithm=algo, nranks=p, nbytes=count * ctx.dtype.itemsize,
-                             time_us=med, time_median_us=med, ranks_per_node=ranks_per_node,
-                             busbw_gbps=count * ctx.dtype.itemsize / med / 1e3 * 2 * (p - 1) / p,
-                             host=host))
-    system = error = None
-    if rank == 0:
-        import pandas as pd
-        from ..schema import _atomic_write
-        try:
-            fitted = fit(pd.DataFrame(rows), None, files=[f"probe by collbench run on {host}"],
-                         name=f"local-{host}-n{p}")
-            system = fitted.system
-            _atomic_write(Path(path), system.to_toml())
-        except (ValueError, OSError) as exc:
-            error = f"--predict local: {exc}"
-        else:
-            err = system.calibration["geomean_error"]
-            print(f"# predict: probed {len(rows)} points in {time.perf_counter() - t_start:.1f} s, "
-                  f"fit geomean error {err:.1%}; cached as {path}")
-            sys.stdout.flush()
-    error = comm.bcast(error, root=0)
-    if error:
-        raise ValueError(error)
-    return system

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
-from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..algorithms import MODEL_ALGORITHMS, REGISTRY
+from ..errors import InputError, SystemFileError
+from ..fileio import read_text_file
+
 TOPOLOGIES = ("switch", "fullmesh", "ring", "torus")
+MAX_TIERS = 6                  # hier enumerates 3^(tiers-1) x 7 plans: bounded work
+MAX_FILE_BYTES = 1 << 20       # a system file larger than 1 MiB is not a system file
 LIBRARIES = ("nccl", "hccl", "mpi", "custom")
 
 # Tier fields that are numbers and must carry a source in a preset.
@@ -42,7 +49,7 @@ class Tier:
     eff_hi: float = 1.0            # achieved / line rate at or above eff_hi_bytes
     eff_lo_bytes: float = 65536.0
     eff_hi_bytes: float = 268435456.0
-    sources: dict = field(default_factory=dict, compare=False)
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def lat_us(self) -> float:
@@ -63,9 +70,9 @@ class Tier:
 @dataclass(frozen=True)
 class System:
     name: str
-    tiers: tuple
+    tiers: tuple[Tier, ...]
     library: str = "custom"
-    library_algorithms: tuple = ()
+    library_algorithms: tuple[str, ...] = ()
     base_lat_us: float = 0.0       # fixed cost of launching one collective
     reduce_gbps: float = 1000.0    # chip's local reduction throughput (input bytes/s)
     overlap_reduce: bool = False   # reduction runs under the transfer (time uses max, not sum)
@@ -75,18 +82,18 @@ class System:
     # library's MPI_Allreduce): {"step_us": extra latency per step, "base_us": extra fixed
     # latency per call, "bw_factor"/"bw_factor_lo": its efficiency relative to the tiers'
     # curves at large/small sizes}.  Fitted by `collbench calibrate`; presets have none.
-    implementations: dict = field(default_factory=dict, hash=False)
+    implementations: dict[str, dict[str, float]] = field(default_factory=dict, hash=False)
     # what a calibrated system was fitted to (sizes, ranks, tiers, algorithms, error):
     # estimates outside it are labelled as extrapolation
-    calibration: dict = field(default_factory=dict, hash=False)
-    sources: dict = field(default_factory=dict, compare=False)
+    calibration: dict[str, Any] = field(default_factory=dict, hash=False)
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
     path: str = field(default="", compare=False)
 
     @property
     def max_ranks(self) -> int:
         return math.prod(t.size for t in self.tiers)
 
-    def with_tier(self, index: int, **changes) -> "System":
+    def with_tier(self, index: int, **changes: Any) -> "System":
         tiers = list(self.tiers)
         tiers[index] = replace(tiers[index], **changes)
         return replace(self, tiers=tuple(tiers))
@@ -97,16 +104,13 @@ class System:
         return _system_from_dict(data, where)
 
     @classmethod
-    def from_toml(cls, path) -> "System":
+    def from_toml(cls, path: str | os.PathLike[str]) -> "System":
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ValueError(f"cannot read system file {path}: {exc.strerror}") from None
+        text = read_text_file(path, "system file", SystemFileError, MAX_FILE_BYTES)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"broken TOML in {path}: {exc}") from None
+            raise SystemFileError(f"broken TOML in {path}: {exc}") from None
         system = _system_from_dict(data, str(path))
         return replace(system, path=str(path))
 
@@ -133,27 +137,28 @@ class System:
         return "\n".join(lines)
 
 
-def _num(where, key, value, *, lo=None, hi=None, integer=False):
+def _num(where: str, key: str, value: Any, *, lo: float | None = None, hi: float | None = None,
+         integer: bool = False) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{where}: {key} must be a number, got {value!r}")
-    if integer and int(value) != value:
-        raise ValueError(f"{where}: {key} must be a whole number, got {value!r}")
+        raise SystemFileError(f"{where}: {key} must be a number, got {str(value)[:40]!r}")
     if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
         rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-        raise ValueError(f"{where}: {key}={value!r} is outside {rng}")
+        raise SystemFileError(f"{where}: {key}={value!r} is outside {rng}")
+    if integer and int(value) != value:
+        raise SystemFileError(f"{where}: {key} must be a whole number, got {value!r}")
     return int(value) if integer else float(value)
 
 
-def _tier_from_dict(d: dict, where: str) -> Tier:
+def _tier_from_dict(d: Any, where: str) -> Tier:
     if not isinstance(d, dict):
-        raise ValueError(f"{where}: a tier must be a table")
+        raise SystemFileError(f"{where}: a tier must be a table")
     known = {f.name for f in fields(Tier)}
     unknown = sorted(set(d) - known)
     if unknown:
-        raise ValueError(f"{where}: unknown tier keys {unknown}; valid keys: {sorted(known)}")
+        raise SystemFileError(f"{where}: unknown tier keys {unknown}; valid keys: {sorted(known)}")
     for req in ("name", "size", "bw_gbps"):
         if req not in d:
-            raise ValueError(f"{where}: tier is missing '{req}'")
+            raise SystemFileError(f"{where}: tier is missing '{req}'")
     kw = {"name": str(d["name"])}
     kw["size"] = _num(where, "size", d["size"], lo=1, hi=1e9, integer=True)
     kw["bw_gbps"] = _num(where, "bw_gbps", d["bw_gbps"], lo=1e-6, hi=1e7)
@@ -170,47 +175,52 @@ def _tier_from_dict(d: dict, where: str) -> Tier:
         kw["oversub"] = _num(where, "oversub", d["oversub"], lo=1, hi=1e6)
     if "topology" in d:
         if d["topology"] not in TOPOLOGIES:
-            raise ValueError(f"{where}: topology {d['topology']!r} unknown; valid: {', '.join(TOPOLOGIES)}")
+            raise SystemFileError(f"{where}: topology {d['topology']!r} unknown; valid: {', '.join(TOPOLOGIES)}")
         kw["topology"] = d["topology"]
     if "innet" in d:
         if not isinstance(d["innet"], bool):
-            raise ValueError(f"{where}: innet must be true or false")
+            raise SystemFileError(f"{where}: innet must be true or false")
         kw["innet"] = d["innet"]
     if "sources" in d:
         if not isinstance(d["sources"], dict):
-            raise ValueError(f"{where}: sources must be a table")
+            raise SystemFileError(f"{where}: sources must be a table")
         kw["sources"] = dict(d["sources"])
     t = Tier(**kw)
     if t.eff_hi_bytes <= t.eff_lo_bytes:
-        raise ValueError(f"{where}: eff_hi_bytes must be larger than eff_lo_bytes")
+        raise SystemFileError(f"{where}: eff_hi_bytes must be larger than eff_lo_bytes")
     return t
 
 
-def _system_from_dict(data: dict, where: str) -> System:
-    from .algorithms import ALGORITHMS  # late import: algorithms refer to systems
+def _system_from_dict(data: Any, where: str) -> System:
+    if not isinstance(data, dict):
+        raise SystemFileError(f"{where}: a system must be a table")
 
     known = {f.name for f in fields(System)} - {"path"}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; valid keys: {sorted(known)}")
+        raise SystemFileError(f"{where}: unknown keys {unknown}; valid keys: {sorted(known)}")
     if "name" not in data or "tiers" not in data:
-        raise ValueError(f"{where}: a system needs 'name' and at least one [[tiers]] table")
+        raise SystemFileError(f"{where}: a system needs 'name' and at least one [[tiers]] table")
     tiers_raw = data["tiers"]
     if not isinstance(tiers_raw, list) or not tiers_raw:
-        raise ValueError(f"{where}: a system needs at least one [[tiers]] table")
+        raise SystemFileError(f"{where}: a system needs at least one [[tiers]] table")
+    if len(tiers_raw) > MAX_TIERS:
+        raise SystemFileError(f"{where}: {len(tiers_raw)} tiers; at most {MAX_TIERS} are supported")
     tiers = tuple(_tier_from_dict(t, f"{where} tier {i}") for i, t in enumerate(tiers_raw))
+    if math.prod(t.size for t in tiers) > 10 ** 9:
+        raise SystemFileError(f"{where}: the tiers hold more than 1e9 ranks")
     kw = {"name": str(data["name"]), "tiers": tiers}
     if "library" in data:
         if data["library"] not in LIBRARIES:
-            raise ValueError(f"{where}: library {data['library']!r} unknown; valid: {', '.join(LIBRARIES)}")
+            raise SystemFileError(f"{where}: library {data['library']!r} unknown; valid: {', '.join(LIBRARIES)}")
         kw["library"] = data["library"]
-    algos = data.get("library_algorithms", [a for a in ALGORITHMS if a != "auto"])
+    algos = data.get("library_algorithms", list(MODEL_ALGORITHMS))
     if not isinstance(algos, list) or not algos:
-        raise ValueError(f"{where}: library_algorithms must be a non-empty list")
-    bad = [a for a in algos if a not in ALGORITHMS or a == "auto"]
+        raise SystemFileError(f"{where}: library_algorithms must be a non-empty list")
+    bad = [a for a in algos if a not in MODEL_ALGORITHMS]
     if bad:
-        raise ValueError(f"{where}: unknown algorithms {bad}; valid: "
-                         f"{', '.join(a for a in ALGORITHMS if a != 'auto')}")
+        raise SystemFileError(f"{where}: unknown algorithms {bad}; valid: "
+                              f"{', '.join(MODEL_ALGORITHMS)}")
     kw["library_algorithms"] = tuple(algos)
     if "base_lat_us" in data:
         kw["base_lat_us"] = _num(where, "base_lat_us", data["base_lat_us"], lo=0, hi=1e6)
@@ -218,7 +228,7 @@ def _system_from_dict(data: dict, where: str) -> System:
         kw["reduce_gbps"] = _num(where, "reduce_gbps", data["reduce_gbps"], lo=1e-6, hi=1e7)
     if "overlap_reduce" in data:
         if not isinstance(data["overlap_reduce"], bool):
-            raise ValueError(f"{where}: overlap_reduce must be true or false")
+            raise SystemFileError(f"{where}: overlap_reduce must be true or false")
         kw["overlap_reduce"] = data["overlap_reduce"]
     for key in ("vendor", "description"):
         if key in data:
@@ -226,31 +236,58 @@ def _system_from_dict(data: dict, where: str) -> System:
     if "implementations" in data:
         kw["implementations"] = _implementations(data["implementations"], where)
     if "calibration" in data:
-        if not isinstance(data["calibration"], dict):
-            raise ValueError(f"{where}: calibration must be a table")
-        kw["calibration"] = dict(data["calibration"])
-    if "sources" in data:
-        kw["sources"] = dict(data["sources"])
+        kw["calibration"] = _calibration(data["calibration"], where)
+    for key in ("sources",):
+        if key in data:
+            if not isinstance(data[key], dict):
+                raise SystemFileError(f"{where}: {key} must be a table")
+            kw[key] = {str(k): str(v) for k, v in data[key].items()}
     return System(**kw)
 
 
 IMPLEMENTATION_KEYS = ("step_us", "base_us", "bw_factor", "bw_factor_lo")
 
 
-def _implementations(raw, where) -> dict:
-    from .algorithms import ALGORITHMS
+CALIBRATION_KEYS = {"date": str, "files": list, "rows": int, "min_bytes": int, "max_bytes": int,
+                    "nranks": list, "tiers_measured": int, "collectives": list,
+                    "algorithms": list, "geomean_error": float, "fitted": list}
+
+
+def _calibration(raw: Any, where: str) -> dict[str, Any]:
+    """A fitted system's [calibration] table: known keys of the right types only."""
     if not isinstance(raw, dict):
-        raise ValueError(f"{where}: implementations must be a table of tables")
+        raise SystemFileError(f"{where}: calibration must be a table")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        kind = CALIBRATION_KEYS.get(key)
+        if kind is None:
+            raise SystemFileError(f"{where}: calibration.{key}: unknown key; valid keys: "
+                                  f"{', '.join(CALIBRATION_KEYS)}")
+        if kind is float:
+            value = _num(where, f"calibration.{key}", value, lo=0, hi=1e9)
+        elif kind is int:
+            value = _num(where, f"calibration.{key}", value, lo=0, hi=1 << 60, integer=True)
+        elif not isinstance(value, kind):
+            raise SystemFileError(f"{where}: calibration.{key} must be a {kind.__name__}")
+        if key == "nranks" and not all(isinstance(x, int) and x > 0 for x in value):
+            raise SystemFileError(f"{where}: calibration.nranks must be a list of positive integers")
+        out[key] = value
+    return out
+
+
+def _implementations(raw: Any, where: str) -> dict[str, dict[str, float]]:
+    if not isinstance(raw, dict):
+        raise SystemFileError(f"{where}: implementations must be a table of tables")
     out = {}
     for name, d in raw.items():
-        if name not in ALGORITHMS or name == "auto":
-            raise ValueError(f"{where}: implementations.{name}: unknown algorithm; valid: "
-                             f"{', '.join(a for a in ALGORITHMS if a != 'auto')}")
+        if name not in REGISTRY:
+            raise SystemFileError(f"{where}: implementations.{name}: unknown algorithm; valid: "
+                                  f"{', '.join(REGISTRY)}")
         if not isinstance(d, dict):
-            raise ValueError(f"{where}: implementations.{name} must be a table")
+            raise SystemFileError(f"{where}: implementations.{name} must be a table")
         bad = sorted(set(d) - set(IMPLEMENTATION_KEYS))
         if bad:
-            raise ValueError(f"{where}: implementations.{name}: unknown keys {bad}; valid keys: "
+            raise SystemFileError(f"{where}: implementations.{name}: unknown keys {bad}; valid keys: "
                              f"{', '.join(IMPLEMENTATION_KEYS)}")
         out[name] = {"step_us": _num(where, f"implementations.{name}.step_us",
                                      d.get("step_us", 0.0), lo=0, hi=1e6),
@@ -305,29 +342,35 @@ def system_to_toml(system: System, *, comments: dict | None = None) -> str:
 
 
 # ---- presets ------------------------------------------------------------------------
-PRESETS = ("dgx-a100", "dgx-h100", "dgx-h200", "dgx-b200", "gb200-nvl72", "ascend-910b-8",
-           "cloudmatrix384", "atlas-950-superpod", "atlas-960-superpod",
-           "atlas-950-supercluster", "atlas-960-supercluster")
-_cache: dict = {}
+PRESET_DIR = Path(__file__).parent / "presets"
 
 
-def systems() -> list:
-    """Names of the preset systems."""
+def _preset_order(path: Path) -> tuple[int, int, str]:
+    """NVLink systems first, then UnifiedBus, each from small to large."""
+    data = tomllib.loads(path.read_text())
+    size = math.prod(int(t.get("size", 1)) for t in data.get("tiers", []))
+    return (0 if data.get("vendor") == "NVIDIA" else 1), size, path.stem
+
+
+PRESETS = tuple(p.stem for p in sorted(PRESET_DIR.glob("*.toml"), key=_preset_order))
+_cache: dict[str, System] = {}
+
+
+def systems() -> list[str]:
+    """Names of the preset systems (every TOML file in the presets folder)."""
     return list(PRESETS)
 
 
 def preset(name: str) -> System:
     if name not in _cache:
         if name not in PRESETS:
-            raise ValueError(f"unknown system {name!r}; valid presets: {', '.join(PRESETS)} "
-                             "(or a path to a .toml file)")
-        ref = resources.files("collbench") / "presets" / f"{name}.toml"
-        with resources.as_file(ref) as p:
-            _cache[name] = System.from_toml(p)
+            raise InputError(f"unknown system {str(name)[:60]!r}; valid presets: "
+                             f"{', '.join(PRESETS)} (or a path to a .toml file)")
+        _cache[name] = System.from_toml(PRESET_DIR / f"{name}.toml")
     return _cache[name]
 
 
-def load_system(system) -> System:
+def load_system(system: "System | str | os.PathLike[str]") -> System:
     """A System from a System, a preset name or a path to a TOML file."""
     if isinstance(system, System):
         return system
@@ -336,4 +379,5 @@ def load_system(system) -> System:
         return System.from_toml(system)
     if isinstance(system, str):
         return preset(system)
-    raise ValueError(f"system must be a preset name, a TOML path or a System; got {type(system).__name__}")
+    raise InputError(f"system must be a preset name, a TOML path or a System; got "
+                     f"{type(system).__name__}")

@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .algorithms import COLLECTIVES
+from ..algorithms import COLLECTIVES
+from ..errors import ImportParseError, InputError
+from ..fileio import read_text_file
+from .schema import typed
+
+MAX_IMPORT_BYTES = 256 << 20
 
 NCCL_TYPES = {"float": "float32", "half": "float16", "double": "float64", "bfloat16": "bfloat16",
               "int32": "int32", "int64": "int64", "int8": "int8", "uint8": "uint8",
@@ -30,12 +35,8 @@ OSU_TYPES = {"MPI_FLOAT": "float32", "MPI_DOUBLE": "float64", "MPI_INT": "int32"
              "MPI_CHAR": "int8", "MPI_LONG": "int64"}
 
 
-class ImportError_(ValueError):
-    pass
-
-
 def _err(path, lineno, msg):
-    return ImportError_(f"{path}:{lineno}: {msg}")
+    return ImportParseError(f"{path}:{lineno}: {msg}")
 
 
 def detect(text: str) -> str:
@@ -46,7 +47,7 @@ def detect(text: str) -> str:
         return "osu"
     if re.search(r"out-of-place|nThread|Collective test starting", text):
         return "nccl-text"
-    raise ValueError("not nccl-tests output (text or -J JSON) nor OSU output: no nccl-tests "
+    raise ImportParseError("not nccl-tests output (text or -J JSON) nor OSU output: no nccl-tests "
                      "header ('# nThread', 'out-of-place') and no '# OSU MPI' line")
 
 
@@ -117,14 +118,15 @@ def parse_nccl_text(text: str, path="<text>", collective=None, nranks=None) -> l
             rows.append(_row(coll, p, size, count, dtype, f[3], f[4], t, algbw, busbw, wrong,
                              place, iters, ",".join(sorted(hosts)), "NCCL"))
     if not rows:
-        raise ValueError(f"{path}: no nccl-tests table rows found")
+        raise ImportParseError(f"{path}: no nccl-tests table rows found")
     return rows
 
 
 def _row(coll, p, size, count, dtype, redop, root, t, algbw, busbw, wrong, variant, iters, host,
          lib, tmin=None, tmax=None):
     return dict(source="measured", system="imported", collective=coll,
-                algorithm="auto" if lib == "NCCL" else "mpi", variant=variant, requested=None,
+                algorithm="auto" if lib == "NCCL" else "mpi",
+                variant="auto" if lib == "NCCL" else "mpi", placement=variant,
                 nranks=p, nbytes=size, count=count, dtype=dtype, redop=redop,
                 root=None if str(root) == "-1" else root, time_us=t, algbw_gbps=algbw,
                 busbw_gbps=busbw, nwrong=wrong, iters=iters, host=host or None, mpi_library=lib,
@@ -137,12 +139,12 @@ def parse_nccl_json(text: str, path="<json>", collective=None, nranks=None) -> l
     except json.JSONDecodeError as exc:
         raise _err(path, exc.lineno, f"broken JSON: {exc.msg}") from None
     if not isinstance(doc, dict) or "results" not in doc:
-        raise ValueError(f"{path}: nccl-tests -J JSON needs a 'results' list")
+        raise ImportParseError(f"{path}: nccl-tests -J JSON needs a 'results' list")
     cfg = doc.get("config") or {}
     devices = cfg.get("devices") or []
     p = nranks or len(devices)
     if not p:
-        raise ValueError(f"{path}: the JSON lists no devices: pass --nranks")
+        raise ImportParseError(f"{path}: the JSON lists no devices: pass --nranks")
     coll = collective
     if coll is None:
         prog = doc.get("program") or doc.get("test") or cfg.get("program") or ""
@@ -152,23 +154,23 @@ def parse_nccl_json(text: str, path="<json>", collective=None, nranks=None) -> l
     rows = []
     for i, r in enumerate(doc["results"]):
         if not isinstance(r, dict) or "size" not in r:
-            raise ValueError(f"{path}: results[{i}] has no 'size'")
+            raise ImportParseError(f"{path}: results[{i}] has no 'size'")
         dtype = NCCL_TYPES.get(str(r.get("type", "float")))
         if dtype is None:
-            raise ValueError(f"{path}: results[{i}]: unknown type {r.get('type')!r}")
+            raise ImportParseError(f"{path}: results[{i}]: unknown type {r.get('type')!r}")
         for place, key in (("out-of-place", "out_of_place"), ("in-place", "in_place")):
             d = r.get(key)
             if not d:
                 continue
             t = d.get("time", d.get("cpu_time"))
             if t is None or "alg_bw" not in d or "bus_bw" not in d:
-                raise ValueError(f"{path}: results[{i}].{key} needs time, alg_bw and bus_bw")
+                raise ImportParseError(f"{path}: results[{i}].{key} needs time, alg_bw and bus_bw")
             rows.append(_row(coll, p, int(r["size"]), int(r.get("count", 0)), dtype,
                              r.get("redop"), r.get("root"), float(t), float(d["alg_bw"]),
                              float(d["bus_bw"]), d.get("nwrong"), place,
                              cfg.get("iterations"), hosts, "NCCL"))
     if not rows:
-        raise ValueError(f"{path}: no results in the JSON")
+        raise ImportParseError(f"{path}: no results in the JSON")
     return rows
 
 
@@ -218,45 +220,38 @@ def parse_osu(text: str, path="<osu>", collective=None, nranks=None) -> list:
                          else None, None, t, algbw, busbw, wrong, "osu", iters, None, "MPI (OSU)",
                          tmin, tmax))
     if not rows:
-        raise ValueError(f"{path}: no OSU data rows found")
+        raise ImportParseError(f"{path}: no OSU data rows found")
     return rows
 
 
 def import_file(path, *, collective=None, nranks=None) -> pd.DataFrame:
-    from .schema import finish_frame
+    """Rows of one nccl-tests / OSU output file (one run: ``run`` = import:FILE)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    text = read_text_file(path, "file", ImportParseError, MAX_IMPORT_BYTES)
     if collective is not None and collective not in COLLECTIVES:
-        raise ValueError(f"unknown collective {collective!r}; valid: {', '.join(COLLECTIVES)}")
+        raise InputError(f"unknown collective {collective!r}; valid: {', '.join(COLLECTIVES)}")
+    if nranks is not None and not (isinstance(nranks, int) and 1 <= nranks <= 10 ** 7):
+        raise InputError(f"--nranks must be a whole number from 1 to 10,000,000; got {nranks}")
     kind = detect(text)
     parser = {"nccl-json": parse_nccl_json, "nccl-text": parse_nccl_text, "osu": parse_osu}[kind]
-    rows = parser(text, str(path), collective, nranks)
+    try:
+        rows = parser(text, str(path), collective, nranks)
+    except RecursionError:
+        raise ImportParseError(f"{path}: JSON nested too deeply") from None
     df = pd.DataFrame(rows)
-    df["predicted_system"] = None
-    df["variant"] = df["variant"].astype(str)
-    return finish_frame(df.assign(commit=f"import:{path.name}"))
+    bad = ~((df["nbytes"] >= 0) & (df["time_us"].map(_finite_positive)))
+    if bad.any():
+        r = df[bad].iloc[0]
+        raise ImportParseError(f"{path}: row of size {r['nbytes']} has time {r['time_us']} us; "
+                               "sizes must be >= 0 and times finite and positive")
+    tool = {"nccl-json": "nccl-tests -J", "nccl-text": "nccl-tests", "osu": "OSU"}[kind]
+    df = df.assign(run=f"import:{path.name}", tool=tool, file=str(path))
+    return typed(df)
 
 
-def cmd_import(args) -> int:
-    from .schema import write_results
-    frames = [import_file(p, collective=args.collective, nranks=args.nranks) for p in args.files]
-    df = pd.concat(frames, ignore_index=True)
-    out = Path(args.output) if args.output else Path(args.files[0]).with_suffix(".csv")
-    if out.resolve() in {Path(p).resolve() for p in args.files}:
-        raise ValueError(f"-o {out} would overwrite an input file")
-    write_results(df, out)
-    print(f"# {len(df)} rows from {len(args.files)} file(s) -> {out}")
-    return 0
-
-
-def add_parser(sub):
-    i = sub.add_parser("import", help="nccl-tests (text or -J JSON) or OSU output to results rows")
-    i.add_argument("files", nargs="+")
-    i.add_argument("-o", "--output", default=None, help="results .csv or .json (default FILE.csv)")
-    i.add_argument("--collective", default=None, help="override what the file says")
-    i.add_argument("--nranks", type=int, default=None,
-                   help="ranks, when the file does not say (OSU output never does)")
-    i.set_defaults(func=cmd_import)
+def _finite_positive(x) -> bool:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return False
+    return v == v and 0 < v < float("inf")

@@ -20,19 +20,21 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import os
+import tomllib
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from . import _kernels
-from .algorithms import ALGORITHMS, check_collective
-from .model import Compiled, kernel_args
-from .plans import Geometry, NotApplicable
-from .system import System, Tier, load_system
+from ..algorithms import COLLECTIVES, REGISTRY, check_collective
+from ..algorithms.base import Geometry
+from ..errors import CollbenchError, FitError, InputError
+from ..model import _kernels
+from ..model.engine import Compiled, kernel_args
+from ..model.extrapolation import LIBRARY_NAMES
+from ..model.system import System, Tier, load_system
+from ..units import human
 
-LIBRARY_NAMES = ("mpi", "auto")      # rows of a library's own choice: modelled as auto
 SOFT_L1_SCALE = 0.2                  # residuals (log time) beyond ~20% are down-weighted
 SEPARABLE = 0.03                     # a column must keep 3% of its norm after projection
 NEGLIGIBLE = 1e-4                    # RMS change in log time per unit of a parameter
@@ -78,8 +80,15 @@ def _zero_lat(system: System, unit_tier=None) -> System:
     return replace(system, tiers=tiers, base_lat_us=0.0, implementations={}, calibration={})
 
 
-def model_name(algorithm: str) -> str:
-    return "auto" if algorithm in LIBRARY_NAMES else algorithm
+def model_name(algorithm: str, collective: str = "allreduce") -> str:
+    """The model's name for what a measured row ran: the library's own call is its choice
+    (auto); a runtime algorithm is the exact plan it runs (hier -> hier(ring>rhd))."""
+    spec = REGISTRY.get(algorithm)
+    if spec is None:
+        return algorithm                     # auto, or a hier label
+    if spec.model_as:
+        return spec.model_as
+    return spec.run_variants.get(collective, algorithm)
 
 
 def build_groups(system: System, df: pd.DataFrame):
@@ -92,18 +101,18 @@ def build_groups(system: System, df: pd.DataFrame):
     for (coll, p, algo), idx in keys.items():
         p = int(p)
         why = None
-        if coll not in ALGORITHMS["auto"].collectives:
+        if coll not in COLLECTIVES:
             why = f"collective {coll!r} unknown"
-        elif algo not in ALGORITHMS:
+        elif algo not in REGISTRY and algo != "auto" and not str(algo).startswith("hier("):
             why = f"algorithm {algo!r} unknown"
         elif p > system.max_ranks:
             why = f"{p} ranks > {system.max_ranks} of {system.name}"
         if why is None:
-            name = model_name(algo)
-            impl = algo if algo not in ("auto",) else None
+            name = model_name(algo, coll)
+            impl = algo if algo in REGISTRY else None
             try:
                 comps = [Compiled(s, p, coll, [name], library_only=True) for s in [zero] + units]
-            except (NotApplicable, ValueError) as exc:
+            except CollbenchError as exc:
                 why = str(exc).split(";")[0]
         if why is not None:
             skipped[why] = skipped.get(why, 0) + len(idx)
@@ -304,7 +313,7 @@ def measured_rows(df: pd.DataFrame, timing: str = "median") -> pd.DataFrame:
     uses each row's median iteration time where the run recorded one (``collbench run``
     does), which shrugs off the odd preempted iteration; "mean" uses ``time_us``."""
     if timing not in ("median", "mean"):
-        raise ValueError(f"unknown timing {timing!r}; valid: median, mean")
+        raise InputError(f"unknown timing {timing!r}; valid: median, mean")
     d = df[(df["source"] == "measured")].copy()
     t = pd.to_numeric(d["time_us"], errors="coerce")
     if timing == "median" and "time_median_us" in d:
@@ -341,7 +350,7 @@ def default_system(df: pd.DataFrame, name="local", sizes=None) -> System:
     src = {"bw_gbps": "starting value from the measured busbw of the largest sizes"}
     if sizes:
         if math.prod(sizes) < pmax:
-            raise ValueError(f"--tiers {','.join(map(str, sizes))} holds {math.prod(sizes)} ranks; "
+            raise InputError(f"--tiers {','.join(map(str, sizes))} holds {math.prod(sizes)} ranks; "
                              f"the data has {pmax}")
         names = ["local"] if len(sizes) == 1 else ["node"] + [f"net{i}" for i in range(1, len(sizes))]
         tiers = tuple(Tier(n, int(z), sources=dict(src), **start) for n, z in zip(names, sizes))
@@ -366,7 +375,7 @@ def fit(df: pd.DataFrame, system: System | None = None, *, files=(), name=None,
     t0 = time.perf_counter()
     data = measured_rows(df, timing)
     if data.empty:
-        raise ValueError("no measured rows with a positive size and time to calibrate from")
+        raise FitError("no measured rows with a positive size and time to calibrate from")
     for c in data["collective"].unique():
         check_collective(c)
     free_bw = system is None
@@ -375,7 +384,7 @@ def fit(df: pd.DataFrame, system: System | None = None, *, files=(), name=None,
     groups, skipped = build_groups(base, data)
     if not groups:
         why = "; ".join(f"{n} rows: {w}" for w, n in skipped)
-        raise ValueError(f"none of the measured rows fits {base.name}: {why}")
+        raise FitError(f"none of the measured rows fits {base.name}: {why}")
     order = np.concatenate([g.rows for g in groups])
     logy = np.log(data["time_us"].to_numpy()[order])
     params = _params(base, groups, free_bw)
@@ -410,18 +419,43 @@ def fit(df: pd.DataFrame, system: System | None = None, *, files=(), name=None,
     fitted_rows["predicted_us"] = pred[order]
     fitted_rows = fitted_rows.sort_values(["collective", "nranks", "algorithm", "nbytes"])
     out = _fitted_system(base, params, data.loc[order], fitted_rows, files, free_bw, name)
+    check_physical(out, fitted_rows)
     fitted_rows["predicted_system"] = out.name
     fitted_rows["ratio"] = fitted_rows["time_us"] / fitted_rows["predicted_us"]
     return Fit(out, params, fitted_rows.reset_index(drop=True), skipped,
                time.perf_counter() - t0, nfev)
 
 
+MAX_REDUCE_GBPS = 1e5      # no chip reduces faster than 100 TB/s of input (HBM3e: ~8 TB/s)
+
+
+def check_physical(system: System, rows: pd.DataFrame) -> None:
+    """Refuse a fit that is not physically sound or that collbench could not load back."""
+    err = system.calibration.get("geomean_error")
+    pred = rows["predicted_us"].to_numpy(float)
+    if err is None or not np.isfinite(err) or not np.isfinite(pred).all() or (pred <= 0).any():
+        raise FitError("the fit did not converge to finite times; check the rows "
+                       "(collbench calibrate -v) or start from a system (--system)")
+    for t in system.tiers:
+        if not (0 < t.eff_lo <= 1 and 0 < t.eff_hi <= 1):
+            raise FitError(f"tier {t.name}: fitted efficiency {max(t.eff_lo, t.eff_hi):.3g} is "
+                           "above 1 (faster than the line rate); the base system's bandwidth is "
+                           "too low for these measurements")
+    if system.reduce_gbps > MAX_REDUCE_GBPS:
+        raise FitError(f"fitted reduction rate {system.reduce_gbps:.3g} GB/s is faster than any "
+                       f"memory ({MAX_REDUCE_GBPS:g} GB/s); the rows do not identify it")
+    try:
+        System.from_dict(tomllib.loads(system.to_toml()), where=f"fitted {system.name}")
+    except (CollbenchError, tomllib.TOMLDecodeError) as exc:
+        raise FitError(f"the fitted system would not load back: {exc}") from None
+
+
 def _fitted_system(base, params, data, rows, files, free_bw, name) -> System:
     v = {(p.kind, p.key): p for p in params}
     today = _dt.date.today().isoformat()
     where = (f"{len(data)} measured rows" + (f" of {', '.join(map(str, files))}" if files else "")
-             + f", {_human(data.nbytes.min())}..{_human(data.nbytes.max())}, "
-             f"{_ranks(data.nranks)} ranks")
+             + f", {human(data.nbytes.min(), space=True)}..{human(data.nbytes.max(), space=True)}, "
+             f"{rank_span(data.nranks)} ranks")
     err = geomean_error(rows.time_us, rows.predicted_us)
     note = f"fitted by collbench calibrate on {today} to {where} (geomean error {err:.1%})"
 
@@ -489,247 +523,9 @@ def _fitted_system(base, params, data, rows, files, free_bw, name) -> System:
                    description=desc, sources=sources, path="")
 
 
-def _ranks(s):
+def rank_span(s) -> str:
+    """'2' or '2..8': the rank counts of some rows."""
     u = sorted({int(x) for x in s})
     return str(u[0]) if len(u) == 1 else f"{u[0]}..{u[-1]}"
 
 
-def _human(n):
-    n = float(n)
-    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= div:
-            return f"{n / div:g} {unit}"
-    return f"{n:g} B"
-
-
-# ---- extrapolation labels ---------------------------------------------------------------
-
-def _fixed_reasons(system: System, nranks, collective, name) -> list:
-    """Reasons beyond the data that do not depend on the size."""
-    cal = system.calibration
-    why = []
-    ranks = cal.get("nranks") or []
-    if ranks and not (min(ranks) <= nranks <= max(ranks)):
-        why.append(f"ranks outside {min(ranks)}..{max(ranks)}")
-    tiers = cal.get("tiers_measured")
-    if tiers:
-        L = Geometry(system, int(nranks)).L
-        if L > tiers:
-            why.append(f"tier {L - 1} ({system.tiers[L - 1].name}) not in the data")
-    colls = cal.get("collectives") or []
-    if colls and collective not in colls:
-        why.append(f"{collective} not measured")
-    algos = cal.get("algorithms") or []
-    if algos and name not in algos and not (name == "auto" and set(algos) & set(LIBRARY_NAMES)):
-        why.append(f"{name} not measured")
-    return why
-
-
-def extrapolation(system: System, nbytes, nranks, collective, requested,
-                  implementation=None) -> np.ndarray:
-    """Per row (sizes ``nbytes``, algorithms ``requested``): why an estimate of a calibrated
-    system lies beyond the data it was fitted to ('' when it does not, or when the system was
-    not calibrated).  Each distinct (algorithm, below, above) case is worded once."""
-    n = np.asarray(nbytes, dtype=float)
-    req = np.asarray(requested, dtype=object)
-    out = np.full(len(n), "", dtype=object)
-    cal = system.calibration
-    if not cal:
-        return out
-    below = (n > 0) & (n < cal.get("min_bytes", 0))
-    above = n > cal.get("max_bytes", np.inf)
-    for name in pd.unique(req):
-        fixed = _fixed_reasons(system, nranks, collective, implementation or name)
-        for lo, hi in ((False, False), (True, False), (False, True)):
-            mask = (req == name) & (below == lo) & (above == hi)
-            if mask.any():
-                size = ([f"size < {_human(cal['min_bytes'])}"] if lo else []) + (
-                    [f"size > {_human(cal['max_bytes'])}"] if hi else [])
-                out[mask] = "; ".join(size + fixed)
-    return out
-
-
-# ---- cross-validation -------------------------------------------------------------------
-
-def split(df: pd.DataFrame, timing: str = "median"):
-    """Half of the sizes and half of the rank counts (alternating) to fit on; the rest to
-    predict."""
-    d = measured_rows(df, timing)
-    sizes = np.sort(d.nbytes.unique())
-    ranks = np.sort(d.nranks.unique())
-    fit_sizes = set(sizes[::2].tolist())
-    fit_ranks = set(ranks[::2].tolist()) if len(ranks) > 1 else set(ranks.tolist())
-    train = d.nbytes.isin(fit_sizes) & d.nranks.isin(fit_ranks)
-    return d[train].reset_index(drop=True), d[~train].reset_index(drop=True)
-
-
-def predict_rows(system: System, df: pd.DataFrame) -> np.ndarray:
-    """The model's time for every measured row (NaN where the model cannot say)."""
-    data = measured_rows(df) if "source" in df else df
-    groups, _ = build_groups(system, data)
-    out = np.full(len(data), np.nan)
-    if not groups:
-        return out
-    params = _params(system, groups, False)
-    for p in params:
-        p.lo, p.hi = -np.inf, np.inf
-    model = Model(system, groups, params)
-    theta = np.array([p.x0 for p in params])
-    order = np.concatenate([g.rows for g in groups])
-    out[order] = model.predict(theta)
-    return out
-
-
-def fastest_agreement(df: pd.DataFrame, pred: np.ndarray, tie=0.0):
-    """Share of (collective, ranks, size) points with two or more algorithms where the
-    predicted fastest is the measured fastest (or, with tie>0, measured within tie of it)."""
-    d = df.assign(pred=pred).dropna(subset=["pred"])
-    hits = total = 0
-    for _, g in d.groupby(["collective", "nranks", "nbytes"]):
-        if g.algorithm.nunique() < 2:
-            continue
-        g = g.groupby("algorithm")[["time_us", "pred"]].median()
-        total += 1
-        chosen = g.pred.idxmin()
-        hits += g.time_us[chosen] <= g.time_us.min() * (1 + tie)
-    return (hits / total if total else float("nan")), total
-
-
-def cross_validate(df: pd.DataFrame, system=None, *, min_bytes=65536, timing="median"):
-    train, test = split(df, timing)
-    if train.empty or test.empty:
-        raise ValueError("cross-validation needs at least two sizes to split")
-    f = fit(train, system, timing=timing)
-    pred = predict_rows(f.system, test)
-    ok = ~np.isnan(pred)
-    t = test[ok].assign(predicted_us=pred[ok])
-    big = t[t.nbytes >= min_bytes]
-    agree, npts = fastest_agreement(test, pred)
-    agree_tie, _ = fastest_agreement(test, pred, tie=0.05)
-    return {
-        "fit": f, "train_rows": len(train), "test_rows": len(t),
-        "error_all": geomean_error(t.time_us, t.predicted_us),
-        "error_big": geomean_error(big.time_us, big.predicted_us), "big_rows": len(big),
-        "fastest": agree, "fastest_within_5pct": agree_tie, "fastest_points": npts,
-        "test": t,
-    }
-
-
-def cache_path(host: str, nranks: int):
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "collbench", f"local-{host}-n{nranks}.toml")
-
-
-# ---- command line -----------------------------------------------------------------------
-
-def _describe_fit(f: Fit, out=print):
-    d = f.data
-    out(f"# {'parameter':<40s}{'value':>14s}  status")
-    lo_bytes = {p.key: p.value for p in f.params if p.kind == "llo"}
-    for p in f.params:
-        val = f"{p.value:.4g}" if p.kind != "span" else f"{lo_bytes[p.key] * math.exp(p.value):.4g}"
-        out(f"  {p.name:<40s}{val:>14s}  {'fitted' if p.fitted else 'kept: ' + p.why}")
-    out(f"# fit: {len(d)} rows in {f.seconds:.3f} s ({f.nfev} model evaluations)")
-    err_all = geomean_error(d.time_us, d.predicted_us)
-    big = d[d.nbytes >= 65536]
-    line = f"# geomean error {err_all:.1%} over all sizes"
-    if len(big):
-        line += f", {geomean_error(big.time_us, big.predicted_us):.1%} from 64 KiB up ({len(big)} rows)"
-    out(line)
-    e = np.log(d.predicted_us / d.time_us)
-    w = d.iloc[int(np.argmax(np.abs(e.to_numpy())))]
-    out(f"# worst: {w['algorithm']} {_human(w['nbytes'])} on {int(w['nranks'])} ranks: measured "
-        f"{w['time_us']:.4g} us, predicted {w['predicted_us']:.4g} us "
-        f"({w['predicted_us'] / w['time_us'] - 1:+.0%})")
-    by = d.assign(e=np.abs(e)).groupby("nbytes")["e"].mean()
-    out(f"# worst size: {_human(by.idxmax())} (geomean error {math.expm1(by.max()):.1%} over "
-        f"its {int((d.nbytes == by.idxmax()).sum())} rows)")
-    parts = [f"{a} {geomean_error(g.time_us, g.predicted_us):.1%}"
-             for a, g in d.groupby("algorithm")]
-    out("# per algorithm: " + ", ".join(parts))
-
-
-def cmd_calibrate(args) -> int:
-    from pathlib import Path
-
-    from .schema import read_results, write_results
-    if not args.results:
-        raise ValueError("give one or more results files (.csv/.json from collbench run or import)")
-    frames = []
-    for path in args.results:
-        if not Path(path).is_file():
-            raise ValueError(f"results file {path} not found")
-        frames.append(read_results(path))
-    df = pd.concat(frames, ignore_index=True)
-    system = load_system(args.system) if args.system else None
-    out_path = Path(args.output or "calibrated.toml")
-    if out_path.suffix != ".toml":
-        raise ValueError(f"the fitted system is written as TOML: {out_path} must end in .toml")
-    name = args.name or (system.name + "-fitted" if system else out_path.stem)
-    data = measured_rows(df, args.timing)
-    if data.empty:
-        raise ValueError(f"no measured rows in {', '.join(args.results)} "
-                         "(model rows are not fitted to)")
-    print(f"# collbench calibrate: {len(data)} measured rows from {', '.join(args.results)}: "
-          f"{', '.join(sorted(data.collective.unique()))}, {_human(data.nbytes.min())}.."
-          f"{_human(data.nbytes.max())}, {_ranks(data.nranks)} ranks, algorithms "
-          f"{', '.join(sorted(data.algorithm.unique()))}")
-    sizes = None
-    if args.tiers:
-        if system is not None:
-            raise ValueError("--tiers sizes the default system; with --system the base's tiers are used")
-        try:
-            sizes = [int(x) for x in args.tiers.split(",")]
-        except ValueError:
-            raise ValueError(f"--tiers wants tier sizes like 8,16; got {args.tiers!r}") from None
-        if not sizes or min(sizes) < 1 or math.prod(sizes) > 10 ** 9:
-            raise ValueError(f"--tiers wants tier sizes from 1 up (at most 1e9 ranks); got {args.tiers!r}")
-    f = fit(df, system, files=args.results, name=name, timing=args.timing, tier_sizes=sizes)
-    base = system.name if system else "starting values sized to the data"
-    tiers = ", ".join(f"{t.name} x{t.size}" for t in f.system.tiers)
-    print(f"# base: {base}; tiers: {tiers}")
-    for why, n in f.skipped:
-        print(f"# skipped {n} rows: {why}")
-    _describe_fit(f)
-    cal = f.system.calibration
-    print(f"# covers {_human(cal['min_bytes'])}..{_human(cal['max_bytes'])}, ranks "
-          f"{_ranks(cal['nranks'])}, {cal['tiers_measured']} tier(s) of {len(f.system.tiers)}: "
-          "estimates beyond that are labelled as extrapolation")
-    text = f.system.to_toml()
-    from .schema import _atomic_write
-    _atomic_write(out_path, text)
-    print(f"# wrote {out_path}: collbench estimate --system {out_path} ... ; "
-          f"mpiexec -n N collbench run --predict {out_path}")
-    if args.csv:
-        write_results(f.data, args.csv)
-        print(f"# wrote the fitted rows with their predictions to {args.csv}")
-    if args.cross_validate:
-        cv = cross_validate(df, system, timing=args.timing)
-        print("#")
-        print(f"# cross-validation: fit on {cv['train_rows']} rows (every other size and rank "
-              f"count), predict {cv['test_rows']} held-out rows")
-        print(f"# held-out geomean error: {cv['error_all']:.1%} over all sizes, "
-              f"{cv['error_big']:.1%} from 64 KiB up ({cv['big_rows']} rows)")
-        print(f"# fastest algorithm predicted correctly at {cv['fastest']:.0%} of "
-              f"{cv['fastest_points']} held-out (size, ranks) points "
-              f"({cv['fastest_within_5pct']:.0%} within 5% of the measured fastest)")
-    return 0
-
-
-def add_parser(sub):
-    c = sub.add_parser("calibrate", help="fit a system to measured rows (run/import output)")
-    c.add_argument("results", nargs="*", help="results files (.csv or .json)")
-    c.add_argument("--system", "-s", default=None,
-                   help="preset or .toml to start from (default: one tier sized to the data)")
-    c.add_argument("-o", "--output", default=None, help="fitted system (default calibrated.toml)")
-    c.add_argument("--name", default=None, help="name of the fitted system")
-    c.add_argument("--csv", default=None, help="also write the rows with their fitted predictions")
-    c.add_argument("--tiers", default=None,
-                   help="tier sizes of the default system, innermost first (e.g. 8 or 8,64); "
-                        "default: sized to the data")
-    c.add_argument("--timing", default="median", choices=("median", "mean"),
-                   help="fit each row's median iteration time where recorded (default) or "
-                        "its mean (time_us, what the table prints)")
-    c.add_argument("--cross-validate", action="store_true",
-                   help="also fit on half of the sizes and rank counts and predict the other half")
-    c.set_defaults(func=cmd_calibrate)

@@ -67,7 +67,7 @@ def estimate_table(show_terms=True) -> Table:
 def run_table(predict: bool) -> Table:
     cols = [("size", "(B)", 13, _int), ("count", "(elements)", 13, _int),
             ("type", "", 9, _str), ("redop", "", 7, _str), ("root", "", 6, _int),
-            ("algo", "", 7, _str), ("time", "(us)", 10, fmt_time),
+            ("algo", "", 10, _str), ("time", "(us)", 10, fmt_time),
             ("algbw", "(GB/s)", 9, fmt_bw), ("busbw", "(GB/s)", 9, fmt_bw),
             ("#wrong", "", 8, _int)]
     if predict:     # a predicted value beyond a calibration's data comes as (value, "*")

@@ -1,0 +1,216 @@
+"""Hierarchical (``hier``): reduce-scatter inside each inner tier, the collective across the
+outermost tier on 1/R of the data, all-gather back.  The model builds one plan per choice
+of inner algorithm per tier (ring, direct, in-switch) and outer algorithm and keeps the
+cheapest; each plan has an exact label, e.g. ``hier(ring>rhd)`` or ``hier(innet+ring>tree)``,
+that ``estimate(algorithm=...)`` accepts, so a measured ``hier(ring>rhd)`` is predicted as
+exactly that."""
+from __future__ import annotations
+
+import itertools
+import math
+import re
+
+import numpy as np
+
+from ..errors import NotApplicable
+from .base import SUM, Algorithm, Geometry, Plan, PlanContext, RefLevels
+from .halving import rhd_allreduce
+from .ring import bounds, ring_all_gather, ring_reduce_scatter
+
+hier = Algorithm("hier", "hierarchical: reduce-scatter inside, all-reduce across, all-gather "
+                         "inside; the best inner and outer algorithm per tier")
+
+INNER = ("ring", "mesh", "innet")
+OUTER = ("ring", "tree", "rhd", "rd", "mesh", "mesh2", "innet")
+PHASES = {"allreduce": ("rs", "ag"), "reduce_scatter": ("rs",), "all_gather": ("ag",)}
+LABEL = re.compile(r"^hier\(([a-z0-9+]+)(?:>([a-z0-9]+))?\)$")
+
+
+def parse_label(name: str) -> tuple[list[str], str | None] | None:
+    """'hier(ring>rhd)' -> (['ring'], 'rhd'); None when ``name`` is not a hier label."""
+    m = LABEL.match(name)
+    if not m:
+        return None
+    return m.group(1).split("+"), m.group(2)
+
+
+def label_matches(label: str, want: str) -> bool:
+    """A plan's label matches a requested one exactly, or when one inner name stands for
+    the same choice on every inner tier (``hier(ring>rhd)`` = ``hier(ring+ring>rhd)``)."""
+    if label == want:
+        return True
+    a, b = parse_label(label), parse_label(want)
+    if a is None or b is None or a[1] != b[1] or len(b[0]) != 1:
+        return False
+    return all(x == b[0][0] for x in a[0])
+
+
+def _inner_ok(t, choice: str) -> bool:
+    if choice == "mesh":
+        return t.topology in ("switch", "fullmesh")
+    if choice == "innet":
+        return bool(t.innet)
+    return True
+
+
+def _inner_step(plan: Plan, system, k: int, u: int, R: int, choice: str, coll: str) -> None:
+    """Reduce-scatter and/or all-gather among u groups on tier k, on n / R bytes."""
+    t = system.tiers[k]
+    f = (u - 1) / u
+    lf = max(1, t.size - 1) if t.topology == "fullmesh" else 1
+    for ph in PHASES[coll]:
+        if choice == "ring":
+            plan.lat += (u - 1) * t.lat_us
+            c = f * lf
+        elif choice == "mesh":
+            plan.lat += t.lat_us
+            c = f
+        else:  # innet
+            plan.lat += t.innet_lat_us
+            c = (1.0 if ph == "rs" else f) / t.innet_eff
+        plan.coef[k] += c / R
+        plan.logscale[k] = -math.log(R)
+        if ph == "rs" and choice != "innet":
+            plan.red += f / R
+
+
+@hier.plan("allreduce", "reduce_scatter", "all_gather")
+def _plans(g: Geometry, ctx: PlanContext) -> list[Plan]:
+    coll = ctx.collective
+    if g.L < 2:
+        raise NotApplicable("'hier' needs ranks on more than one tier; these ranks fit in "
+                            f"tier 0 ({g.tiers[0].name}, {g.tiers[0].size} chips)")
+    system = g.system
+    allowed = ctx.allowed | {"ring"}
+    inner_levels = range(g.L - 1) if coll == "allreduce" else range(g.L)
+    options = []
+    for i in inner_levels:
+        opts = [c for c in INNER if c in allowed and _inner_ok(g.tiers[i], c)] or ["ring"]
+        options.append(opts if g.u[i] > 1 else ["-"])
+    outer: list[Plan] = []
+    if coll == "allreduce":
+        og = Geometry(system, g.u[-1], tiers=[g.ks[-1]], scale=g.R[g.L - 1])
+        for a in OUTER:
+            if a in allowed:
+                try:
+                    outer.append(ctx.flat("allreduce", a, og))
+                except NotApplicable:
+                    pass
+        if not outer:
+            outer.append(ctx.flat("allreduce", "ring", og))
+    plans = []
+    for combo in itertools.product(*options):
+        base = g.new("hier", mode=SUM)
+        for i, choice in zip(inner_levels, combo):
+            if choice != "-":
+                _inner_step(base, system, g.ks[i], g.u[i], g.R[i], choice, coll)
+        name = "+".join(c for c in combo if c != "-")
+        if coll == "allreduce":
+            for o in outer:
+                plans.append(Plan("hier", f"hier({name}>{o.algorithm})", base.ntiers,
+                                  lat=base.lat + o.lat, red=base.red + o.red, mode=SUM,
+                                  coef=[a + b for a, b in zip(base.coef, o.coef)],
+                                  logscale=[a if a else b for a, b in zip(base.logscale,
+                                                                          o.logscale)]))
+        else:
+            base.label = f"hier({name})"
+            plans.append(base)
+    return plans
+
+
+# ---- reference ---------------------------------------------------------------------------
+
+def _inner_ref(r: RefLevels, t, u: int, R: int, choice: str, phases) -> tuple[float, float, float]:
+    m = r.n / R
+    f = (u - 1) / u
+    rate = t.bw_gbps * 1e3 / t.oversub * t.efficiency(m)
+    link = (t.size - 1) if (t.topology == "fullmesh" and t.size > 1) else 1
+    lat = bw = red = 0.0
+    for ph in phases:
+        if choice == "ring":
+            lat += (u - 1) * r.lat_of(t)
+            bw += f * m * link / rate
+        elif choice == "mesh":
+            if t.topology not in ("switch", "fullmesh"):
+                raise NotApplicable("mesh")
+            lat += r.lat_of(t)
+            bw += f * m / rate
+        else:
+            if not t.innet:
+                raise NotApplicable("innet")
+            lat += t.innet_lat_us
+            bw += (1.0 if ph == "rs" else f) * m / (rate * t.innet_eff)
+        if ph == "rs" and choice != "innet":
+            red += f * m
+    return lat, bw, red
+
+
+def reference_candidates(r: RefLevels, allowed) -> list[tuple[str, tuple[float, float, float]]]:
+    """Every (label, (lat, bw, red bytes)) the reference finds for hier; the driver keeps
+    the cheapest (or the one asked for by label)."""
+    coll = r.collective
+    if r.L < 2:
+        raise NotApplicable("hier")
+    allowed = set(allowed) | {"ring"}
+    phases = PHASES[coll]
+    inner_lv = r.lv[:-1] if coll == "allreduce" else r.lv
+    inner_choices = [[c for c in INNER if c in allowed] if u > 1 else ["-"]
+                     for (_, u, _) in inner_lv]
+    out = []
+    for combo in itertools.product(*inner_choices):
+        try:
+            parts = [_inner_ref(r, t, u, R, c, phases) if c != "-" else (0.0, 0.0, 0.0)
+                     for (t, u, R), c in zip(inner_lv, combo)]
+        except NotApplicable:
+            continue
+        name = "+".join(c for c in combo if c != "-")
+        outs: list[tuple[str, tuple[float, float, float]]] = [("", (0.0, 0.0, 0.0))]
+        if coll == "allreduce":
+            t, u, R = r.lv[-1]
+            sub = RefLevels(r.system, u, r.n, levels=[[t, u, 1]], scale=R, ctx=r.ctx,
+                            collective="allreduce")
+            outs = []
+            for a in [x for x in OUTER if x in allowed] or ["ring"]:
+                try:
+                    outs.append((a, r.ctx.flat(a, sub)))
+                except NotApplicable:
+                    pass
+        for oname, o in outs:
+            label = f"hier({name}>{oname})" if coll == "allreduce" else f"hier({name})"
+            out.append((label, (sum(x[0] for x in parts) + o[0], sum(x[1] for x in parts) + o[1],
+                                sum(x[2] for x in parts) + o[2])))
+    if not out:
+        raise NotApplicable("hier")
+    return out
+
+
+@hier.reference("allreduce", "reduce_scatter", "all_gather")
+def _ref(r: RefLevels) -> tuple[float, float, float]:
+    cands = reference_candidates(r, r.ctx.allowed)
+    if r.ctx.label:
+        cands = [c for c in cands if label_matches(c[0], r.ctx.label)]
+        if not cands:
+            raise NotApplicable(r.ctx.label)
+    return min(cands, key=lambda c: r.ctx.total(c[1]))[1]
+
+
+# ---- real implementation -----------------------------------------------------------------
+
+@hier.run("allreduce", variant="hier(ring>rhd)",
+          description="ring reduce-scatter in the node, rhd all-reduce across nodes, ring "
+                      "all-gather in the node")
+def hier_allreduce(ctx, send, recv) -> None:
+    node, cross = ctx.node_comm, ctx.cross_comm
+    recv[...] = send
+    q = node.Get_size()
+    b = bounds(recv.size, q)
+    if q > 1:
+        ring_reduce_scatter(ctx, node, recv, b)
+    mine = (node.Get_rank() + 1) % q
+    block = recv[b[mine]:b[mine + 1]]
+    if cross.Get_size() > 1:
+        tmp = np.empty_like(block)
+        tmp[...] = block
+        rhd_allreduce(ctx, tmp, block, comm=cross)
+    if q > 1:
+        ring_all_gather(ctx, node, recv, b)

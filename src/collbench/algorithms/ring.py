@@ -1,0 +1,173 @@
+"""Ring: reduce-scatter then all-gather around a ring (NCCL's Ring); for broadcast and
+reduce a pipelined chain with the best segment count."""
+from __future__ import annotations
+
+import math
+
+from .base import MAX, Algorithm, Geometry, Plan, PlanContext, RefLevels
+
+ring = Algorithm("ring", "reduce-scatter then all-gather around a ring (a pipelined chain for "
+                         "broadcast/reduce)")
+
+SEGMENT_BYTES = 1 << 20     # pipelining unit of the real ring
+
+
+# ---- plan --------------------------------------------------------------------------------
+
+def ring_plan(g: Geometry, rounds: int, bytes_per_rank: float, red: float) -> Plan:
+    """``rounds`` trips around the ring moving ``bytes_per_rank`` x n, reducing ``red`` x n."""
+    plan = g.new("ring", mode=MAX)
+    if g.p == 1:
+        return plan
+    for i, s in enumerate(g.ring_steps(rounds)):
+        plan.lat += s * g.a[i]
+    for i in range(g.L):
+        g.add(plan, i, bytes_per_rank * g.lf[i] / g.R[i])   # crosses a boundary every R ranks
+    plan.red += red / g.scale
+    return plan
+
+
+@ring.plan("allreduce")
+def _plan_allreduce(g: Geometry, ctx: PlanContext) -> Plan:
+    f = (g.p - 1) / g.p
+    return ring_plan(g, 2, 2 * f, f)
+
+
+@ring.plan("reduce_scatter", "all_gather")
+def _plan_rs_ag(g: Geometry, ctx: PlanContext) -> Plan:
+    f = (g.p - 1) / g.p
+    return ring_plan(g, 1, f, f if ctx.collective == "reduce_scatter" else 0.0)
+
+
+@ring.plan("broadcast", "reduce")
+def _plan_chain(g: Geometry, ctx: PlanContext) -> Plan:
+    plan = g.new("ring", mode=MAX)
+    if g.p == 1:
+        return plan
+    steps = g.ring_steps(1)
+    hops = sum(steps)
+    plan.pipe_d = hops
+    plan.pipe_a = sum(s * a for s, a in zip(steps, g.a)) / hops if hops else 0.0
+    for i in range(g.L):
+        g.add(plan, i, g.lf[i] / g.R[i])
+    plan.red += (1.0 if ctx.collective == "reduce" else 0.0) / g.scale
+    return plan
+
+
+# ---- reference ---------------------------------------------------------------------------
+
+def ring_reference(r: RefLevels, rounds: int, per_rank: float, red: float
+                   ) -> tuple[float, float, float]:
+    e = r.ring_edges()
+    steps = [rounds * x for x in e]
+    steps[-1] -= rounds
+    lat = sum(s * r.lat(i) for i, s in enumerate(steps))
+    bw = max(per_rank * r.m * r.link(i) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
+    return lat, bw, red * r.m
+
+
+@ring.reference("allreduce")
+def _ref_allreduce(r: RefLevels) -> tuple[float, float, float]:
+    f = (r.p - 1) / r.p
+    return ring_reference(r, 2, 2 * f, f)
+
+
+@ring.reference("reduce_scatter")
+def _ref_rs(r: RefLevels) -> tuple[float, float, float]:
+    f = (r.p - 1) / r.p
+    return ring_reference(r, 1, f, f)
+
+
+@ring.reference("all_gather")
+def _ref_ag(r: RefLevels) -> tuple[float, float, float]:
+    return ring_reference(r, 1, (r.p - 1) / r.p, 0.0)
+
+
+def _ref_chain(r: RefLevels, red: bool) -> tuple[float, float, float]:
+    e = r.ring_edges()
+    e[-1] -= 1
+    d = sum(e)
+    a = sum(x * r.lat(i) for i, x in enumerate(e)) / d
+    nb = max(r.m * r.link(i) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
+    if d > 1 and a > 0:
+        k = max(1.0, math.sqrt((d - 1) * nb / a))
+        return (d - 1 + k) * a, (1 + (d - 1) / k) * nb, r.m if red else 0.0
+    return d * a, nb, r.m if red else 0.0
+
+
+@ring.reference("broadcast")
+def _ref_bcast(r: RefLevels) -> tuple[float, float, float]:
+    return _ref_chain(r, False)
+
+
+@ring.reference("reduce")
+def _ref_reduce(r: RefLevels) -> tuple[float, float, float]:
+    return _ref_chain(r, True)
+
+
+# ---- real implementation -----------------------------------------------------------------
+
+def bounds(count: int, parts: int) -> list[int]:
+    """Split count elements into `parts` nearly equal blocks: block i is [b[i], b[i+1])."""
+    q, rem = divmod(count, parts)
+    b = [0]
+    for i in range(parts):
+        b.append(b[-1] + q + (1 if i < rem else 0))
+    return b
+
+
+def ring_reduce_scatter(ctx, comm, buf, b, src=None) -> None:
+    """Reduce-scatter around the ring into buf; rank r ends owning block (r + 1) % p.
+    With src, the input is read from src (out of place) and buf needs no copy of it."""
+    p, r = comm.Get_size(), comm.Get_rank()
+    right, left = (r + 1) % p, (r - 1) % p
+    seg = max(1, SEGMENT_BYTES // buf.itemsize)
+    for step in range(p - 1):
+        sb = (r - step) % p
+        rb = (r - step - 1) % p
+        s0, s1 = b[sb], b[sb + 1]
+        r0, r1 = b[rb], b[rb + 1]
+        tmp = ctx.tmp(r1 - r0)
+        # segments: post every receive and send, reduce each segment as it lands
+        reqs, segs = [], []
+        for o in range(0, max(r1 - r0, 1), seg):
+            e = min(o + seg, r1 - r0)
+            reqs.append(comm.Irecv(tmp[o:e], source=left, tag=step))
+            segs.append((o, e))
+        out = src if (src is not None and step == 0) else buf
+        sreqs = [comm.Isend(out[o:min(o + seg, s1)], dest=right, tag=step)
+                 for o in range(s0, max(s1, s0 + 1), seg)]
+        for req, (o, e) in zip(reqs, segs):
+            req.Wait()
+            if e > o:
+                if src is not None:      # first touch of this block: read the input
+                    ctx.reduce_out(buf[r0 + o:r0 + e], src[r0 + o:r0 + e], tmp[o:e])
+                else:
+                    ctx.reduce_into(buf[r0 + o:r0 + e], tmp[o:e])
+        ctx.waitall(sreqs)
+
+
+def ring_all_gather(ctx, comm, buf, b) -> None:
+    """All-gather in place; rank r starts owning block (r + 1) % p."""
+    p, r = comm.Get_size(), comm.Get_rank()
+    right, left = (r + 1) % p, (r - 1) % p
+    for step in range(p - 1):
+        sb = (r + 1 - step) % p
+        rb = (r - step) % p
+        comm.Sendrecv(buf[b[sb]:b[sb + 1]], dest=right, sendtag=100 + step,
+                      recvbuf=buf[b[rb]:b[rb + 1]], source=left, recvtag=100 + step)
+
+
+@ring.run("allreduce", description="ring reduce-scatter + all-gather, 1 MiB segments pipelined "
+                                   "(Isend/Irecv)")
+def ring_allreduce(ctx, send, recv, comm=None) -> None:
+    comm = comm or ctx.comm
+    p = comm.Get_size()
+    if p == 1:
+        recv[...] = send
+        return
+    b = bounds(recv.size, p)
+    # every block of recv is written once by the reduce-scatter (reading send) or the
+    # all-gather, except block r, which the all-gather fills: no up-front copy needed
+    ring_reduce_scatter(ctx, comm, recv, b, src=send)
+    ring_all_gather(ctx, comm, recv, b)

@@ -1,0 +1,87 @@
+"""``collbench run``: real collectives under mpiexec (flags follow nccl-tests)."""
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import sys
+
+from ..errors import CollbenchError, RunError
+from ..runtime.config import RUN_DTYPES, RUN_OPS, THREAD_LEVELS, RunConfig, validate
+from ..runtime.harness import execute, setup
+from ..runtime.watchdog import exit_on_signals
+from .common import add_size_args
+
+EXAMPLES = """examples:
+  mpiexec -n 2 collbench run
+  mpiexec -n 8 collbench run -b 8 -e 256M -f 2 --algo mpi,ring,rhd --predict dgx-h100
+  mpiexec -n 4 collbench run --algo hier --ranks-per-node 2 --csv sweep.csv -T 60
+
+A results file that exists keeps its rows: each run is added as a new run (its own run id).
+"""
+
+
+def add_parser(sub) -> None:
+    r = sub.add_parser("run", help="time real collectives under mpiexec, check every element",
+                       description="Time real collectives under mpiexec and check every "
+                                   "element; prints nccl-tests' table.", epilog=EXAMPLES)
+    add_size_args(r, default_b="8", default_e="64M")
+    r.add_argument("-n", "--iters", type=int, default=20, help="timed iterations")
+    r.add_argument("-w", "--warmup", type=int, default=5, help="warm-up iterations")
+    r.add_argument("-c", "--check", type=int, default=1, help="check results: 1 or 0")
+    r.add_argument("-o", "--op", default="sum", help="/".join(RUN_OPS))
+    r.add_argument("-d", "--dtype", default="float32",
+                   help="/".join(RUN_DTYPES) + " (or nccl-tests' names: float, double, half)")
+    r.add_argument("-a", "--average", type=int, default=1,
+                   help="time over ranks: 0 rank 0, 1 average, 2 min, 3 max")
+    r.add_argument("--algo", default="mpi,ring", help="comma list: mpi,ring,binomial,rhd,rd,hier")
+    r.add_argument("--ranks-per-node", type=int, default=None,
+                   help="split ranks into virtual nodes of K (default: shared-memory nodes)")
+    r.add_argument("--predict", default=None,
+                   help="preset, .toml system, or 'local' (a cached fit of this host)")
+    r.add_argument("--csv", default=None, help="results CSV (default results/run-HOST-nN-TIME.csv)")
+    r.add_argument("--json", default=None, help="results JSON")
+    r.add_argument("-T", "--timeout", type=float, default=None,
+                   help="end the job if one step (a size, its save) takes longer (seconds)")
+    r.add_argument("--thread-level", default="single", choices=THREAD_LEVELS,
+                   help="MPI thread level (MPICH is slower with multiple)")
+    r.set_defaults(func=run)
+
+
+def config(args) -> RunConfig:
+    return RunConfig(algo=args.algo, minbytes=args.minbytes, maxbytes=args.maxbytes,
+                     stepfactor=args.stepfactor, stepbytes=args.stepbytes, iters=args.iters,
+                     warmup=args.warmup, check=args.check, op=args.op, dtype=args.dtype,
+                     average=args.average, ranks_per_node=args.ranks_per_node,
+                     predict=args.predict, csv=args.csv, json=args.json, timeout=args.timeout,
+                     thread_level=args.thread_level,
+                     command=shlex.join(["collbench", *sys.argv[1:]]))
+
+
+def emit(line: str) -> None:
+    print(line, flush=True)
+
+
+def run(args) -> int:
+    cfg = validate(config(args))     # every rank, before MPI: bad input ends every rank alike
+    try:
+        # mpi4py is optional (pip install 'collbench[mpi]'), and its rc must be set first
+        import mpi4py
+    except ImportError:
+        raise RunError("collbench run needs mpi4py and an MPI: pip install 'collbench[mpi]'"
+                       ) from None
+    mpi4py.rc.thread_level = cfg.thread_level
+    mpi4py.rc.finalize = True
+    from mpi4py import MPI  # after mpi4py.rc: importing it initialises MPI
+    rank, host = MPI.COMM_WORLD.Get_rank(), socket.gethostname()
+    exit_on_signals(rank, host)
+    state = setup(cfg, MPI, emit)    # collective verdicts: one error, every rank, exit 2
+    try:
+        return execute(state, emit)
+    except BaseException as exc:     # any rank, after setup: name it and end the whole job
+        code = 2 if isinstance(exc, CollbenchError) else 1
+        sys.stderr.write(f"collbench run: rank {rank} ({host}): {type(exc).__name__}: {exc}; "
+                         "aborting the job (completed sizes are kept)\n")
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(code)
+        os._exit(code)

@@ -1,0 +1,60 @@
+"""The plain-Python reference: every algorithm's registered reference transcription, one
+size at a time, without the plan/kernel machinery.  The tests hold the Cython kernel and its
+NumPy twin against it; the benchmarks race it.  Returns (time, latency, bandwidth, reduce)
+in microseconds."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..algorithms import REGISTRY, for_collective
+from ..algorithms.base import RefContext, RefLevels
+from ..algorithms.hier import parse_label
+from ..errors import NotApplicable
+
+
+def _total(system: Any, c: tuple[float, float, float]) -> float:
+    lat, bw, redb = c
+    r = redb / (system.reduce_gbps * 1e3)
+    return float(lat + (max(bw, r) if system.overlap_reduce else bw + r))
+
+
+def _flat(algo: str, r: RefLevels) -> tuple[float, float, float]:
+    fn = REGISTRY[algo].references.get(r.collective)
+    if fn is None:
+        raise NotApplicable(algo)
+    if r.p == 1 and algo != "hier":    # one rank moves nothing (hier needs two tiers)
+        return 0.0, 0.0, 0.0
+    return fn(r)
+
+
+def cost(system: Any, nranks: int, nbytes: float, *, collective: str = "allreduce",
+         algorithm: str = "ring", allowed: set[str] | None = None, library_only: bool = True
+         ) -> tuple | None:
+    """(time, latency, bandwidth, reduce) in us for one size, or None if not applicable.
+
+    algorithm='auto' returns the cheapest applicable one as (time, lat, bw, red, name)."""
+    if allowed is None:
+        allowed = set(system.library_algorithms) if library_only else set(for_collective(collective))
+    if algorithm == "auto":
+        cands = [a for a in for_collective(collective) if a in allowed] or for_collective(collective)
+        best = None
+        for a in cands:
+            c = cost(system, nranks, nbytes, collective=collective, algorithm=a, allowed=allowed)
+            if c is not None and (best is None or c[0] < best[0]):
+                best = c + (a,)
+        return best
+    if nbytes == 0:
+        return (0.0, 0.0, 0.0, 0.0)
+    label = algorithm if parse_label(algorithm) else ""
+    name = "hier" if label else algorithm
+    ctx = RefContext(frozenset(REGISTRY) if label else frozenset(allowed), _flat,
+                     lambda c: _total(system, c), label)
+    r = RefLevels(system, nranks, nbytes, ctx=ctx, collective=collective)
+    try:
+        lat, bw, redb = _flat(name, r)
+    except NotApplicable:
+        return None
+    lat += system.base_lat_us
+    red = redb / (system.reduce_gbps * 1e3)
+    t = lat + (max(bw, red) if system.overlap_reduce else bw + red)
+    return (t, lat, bw, red)

@@ -1,0 +1,198 @@
+"""PNG plots from result tables (model sweeps and measured runs mix freely).
+
+Colours come from data, not from per-name tables: an algorithm's colour is its place in
+the algorithm registry, a system's colour family its ``vendor``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..algorithms import REGISTRY
+from ..errors import InputError
+from ..model.api import estimate
+from ..model.system import load_system
+from ..results.io import read_results
+from ..results.schema import column, typed
+from ..units import human
+
+VENDOR_CMAPS = {"NVIDIA": "Greens", "Huawei": "Reds"}
+
+
+def algorithm_colour(name: str) -> str:
+    """A fixed colour per registered algorithm (tab20 by registry order); grey otherwise."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+    names = list(REGISTRY)
+    base = name.split("(")[0]
+    if base not in names:
+        return "#999999"
+    return str(to_hex(colormaps["tab10" if len(names) <= 10 else "tab20"](names.index(base))))
+
+
+def vendor_cmap(vendor: str) -> str:
+    return VENDOR_CMAPS.get(vendor, "Blues")
+
+
+def _plt():
+    try:
+        # optional dependency: only plots need matplotlib
+        import matplotlib
+    except ImportError:
+        raise InputError("plots need matplotlib: pip install 'collbench[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3,
+                         "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def _size_axis(ax):
+    ax.set_xscale("log", base=2)
+    ticks = [2 ** k for k in range(0, 41, 4)]
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ticks if lo <= t <= hi]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([human(t) for t in ticks])
+    ax.set_xlabel("message size (bytes)")
+
+
+def load(paths) -> pd.DataFrame:
+    frames = [read_results(p) for p in paths]
+    if not frames:
+        raise InputError("no results files given")
+    return typed(pd.concat(frames, ignore_index=True))
+
+
+# ---- plots ---------------------------------------------------------------------------------
+
+def plot_measured(df: pd.DataFrame, out: Path) -> list:
+    """Measured (solid) and predicted (dashed) busbw against size, one panel per rank count."""
+    plt = _plt()
+    m = df[df.source == "measured"].copy()
+    m["predicted_us"] = column(m, "predicted_us")
+    m["predicted_system"] = column(m, "predicted_system")
+    if m.empty:
+        return []
+    written = []
+    for p, g in m.groupby("nranks", observed=True):
+        fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+        for algo, a in g.groupby("algorithm", observed=True):
+            a = a.sort_values("nbytes")
+            a = a[a.nbytes > 0]
+            c = algorithm_colour(str(algo))
+            axes[0].plot(a.nbytes, a.busbw_gbps, "-o", ms=3, color=c, label=f"{algo} measured")
+            axes[1].plot(a.nbytes, a.time_us, "-o", ms=3, color=c, label=f"{algo} measured")
+            pred = a.dropna(subset=["predicted_us"])
+            if not pred.empty:
+                factor = 2 * (p - 1) / p
+                pbw = pred.nbytes / pred.predicted_us.astype(float) / 1e3 * factor
+                axes[0].plot(pred.nbytes, pbw, "--", color=c, alpha=0.8, label=f"{algo} predicted")
+                axes[1].plot(pred.nbytes, pred.predicted_us.astype(float), "--", color=c, alpha=0.8)
+        axes[0].set_ylabel("bus bandwidth (GB/s)")
+        axes[1].set_ylabel("time (us)")
+        axes[1].set_yscale("log")
+        for ax in axes:
+            _size_axis(ax)
+        host = ", ".join(sorted(set(column(g, "host").dropna().astype(str)))) or "?"
+        pred_sys = ", ".join(sorted(set(g.predicted_system.dropna().astype(str))))
+        rpn = column(g, "ranks_per_node").dropna()
+        rpn = int(rpn.iloc[0]) if len(rpn) else "?"
+        lib = column(g, "mpi_version").dropna().astype(str)
+        fig.suptitle(f"all-reduce measured on {host}: {p} ranks, {rpn} per node"
+                     + (f" ({lib.iloc[0]})" if len(lib) else "")
+                     + (f"; dashed: predicted by {pred_sys}" if pred_sys else ""))
+        axes[0].legend(fontsize=8, ncol=2)
+        fig.tight_layout()
+        path = out / f"measured_{p}ranks.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def plot_presets(df: pd.DataFrame, out: Path) -> list:
+    """Predicted busbw and time of every preset side by side (auto), NVLink against UB."""
+    plt = _plt()
+    m = df[(df.source == "model") & (df.requested == "auto") & (df.collective == "allreduce")]
+    if m.empty:
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
+    systems = list(dict.fromkeys(m.system.astype(str)))
+    vendors: dict[str, list[str]] = {}
+    for s in systems:
+        try:
+            vendors.setdefault(load_system(s).vendor or "other", []).append(s)
+        except InputError:
+            vendors.setdefault("other", []).append(s)
+    styles = ["-", "--", ":", "-."]
+    for vi, (vendor, group) in enumerate(vendors.items()):
+        cmap, style = plt.get_cmap(vendor_cmap(vendor)), styles[vi % len(styles)]
+        for i, s in enumerate(group):
+            g = m[(m.system == s) & (m.nbytes > 0)]
+            for p, gp in g.groupby("nranks", observed=True):
+                gp = gp.sort_values("nbytes")
+                col = cmap(0.45 + 0.55 * i / max(1, len(group) - 1))
+                lab = f"{s} x{p:,}"
+                axes[0].plot(gp.nbytes, gp.busbw_gbps, style, color=col, label=lab, lw=1.6)
+                axes[1].plot(gp.nbytes, gp.time_us, style, color=col, label=lab, lw=1.6)
+    axes[0].set_ylabel("predicted bus bandwidth (GB/s)")
+    axes[1].set_ylabel("predicted time (us)")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        _size_axis(ax)
+    axes[0].legend(fontsize=7, ncol=2, loc="upper left")
+    fig.suptitle("all-reduce, auto algorithm, predicted: "
+                 + "; ".join(f"{v} ({vendor_cmap(v).lower().rstrip('s')}, '{styles[i % 4]}')"
+                             for i, v in enumerate(vendors)))
+    fig.tight_layout()
+    path = out / "presets.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return [path]
+
+
+def crossover(system, nranks_list, sizes, library_only=True):
+    rows = []
+    for p in nranks_list:
+        df = estimate(system, sizes, nranks=int(p), library_only=library_only)
+        rows.append(list(df.algorithm))
+    return rows
+
+
+def plot_crossover(system, out: Path, library_only=True) -> Path:
+    """The algorithm auto picks, by size and rank count."""
+    plt = _plt()
+    from matplotlib.colors import ListedColormap     # after _plt(): matplotlib is optional
+
+    s = load_system(system)
+    sizes = np.floor(2.0 ** np.arange(3, 35, 0.5))
+    ranks = sorted({int(x) for x in np.unique(np.round(np.geomspace(2, s.max_ranks, 40)))})
+    grid = crossover(s, ranks, sizes, library_only)
+    order = list(REGISTRY)
+    names = sorted({a for row in grid for a in row},
+                   key=lambda a: order.index(a) if a in order else 99)
+    idx = np.array([[names.index(a) for a in row] for row in grid])
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    cmap = ListedColormap([algorithm_colour(a) for a in names])
+    ax.pcolormesh(sizes, ranks, idx, cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5, shading="nearest")
+    ax.set_yscale("log")
+    _size_axis(ax)
+    ax.set_ylabel("ranks")
+    ax.grid(False)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=algorithm_colour(a)) for a in names]
+    ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1), title="auto picks")
+    boundaries = np.cumprod([t.size for t in s.tiers])[:-1]
+    for b in boundaries:
+        ax.axhline(b, color="white", lw=1, ls=":")
+    ax.set_title(f"{s.name}: the algorithm auto picks ({'library' if library_only else 'all'} "
+                 f"algorithms); dotted: tier boundaries")
+    fig.tight_layout()
+    path = out / f"crossover_{s.name}.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+

@@ -1,0 +1,110 @@
+"""A run's configuration, validated on every rank before any MPI work (pure functions:
+every rank reaches the same verdict, so a bad flag ends every rank with exit 2, no hang)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..algorithms import REGISTRY, runnable
+from ..errors import InputError
+from ..results.io import check_path
+from ..units import DType, dtype, size_range
+
+RUN_DTYPES = ("float32", "float64", "float16", "int32", "int64")
+RUN_OPS = ("sum", "prod", "min", "max", "avg")
+THREAD_LEVELS = ("single", "funneled", "serialized", "multiple")
+TIMING = {0: "rank0", 1: "avg", 2: "min", 3: "max"}
+MAX_ITERS = 100_000
+MAX_WARMUP = 10_000
+MAX_TIMEOUT = 7 * 24 * 3600.0
+
+
+@dataclass
+class RunConfig:
+    collective: str = "allreduce"
+    algo: str = "mpi,ring"
+    minbytes: str = "8"
+    maxbytes: str = "64M"
+    stepfactor: str | None = None
+    stepbytes: str | None = None
+    iters: int = 20
+    warmup: int = 5
+    check: int = 1
+    op: str = "sum"
+    dtype: str = "float32"
+    average: int = 1
+    ranks_per_node: int | None = None
+    predict: str | None = None
+    csv: str | None = None
+    json: str | None = None
+    timeout: float | None = None
+    thread_level: str = "single"
+    command: str = ""
+    # filled by validate()
+    algos: list[str] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    dt: DType | None = None
+    paths: list[Path] = field(default_factory=list)
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check everything that does not need the rank count; fills algos, sizes, dt, paths."""
+    valid = runnable(cfg.collective)
+    if not valid:
+        raise InputError(f"collbench run has no algorithm for {cfg.collective}; it runs "
+                         f"{', '.join(c for c in ('allreduce',) if runnable(c))}")
+    algos = [a.strip() for a in cfg.algo.split(",") if a.strip()]
+    if not algos:
+        raise InputError(f"no algorithm given; valid: {', '.join(valid)}")
+    for a in algos:
+        if a not in valid:
+            kind = "has no real implementation" if a in REGISTRY else "is unknown"
+            raise InputError(f"algorithm {a[:40]!r} {kind} in collbench run; valid: "
+                             f"{', '.join(valid)}")
+    dt = dtype(cfg.dtype)
+    if dt.name not in RUN_DTYPES:
+        raise InputError(f"dtype {cfg.dtype!r} cannot run yet; valid: {', '.join(RUN_DTYPES)}")
+    if cfg.op not in RUN_OPS:
+        raise InputError(f"unknown op {cfg.op[:40]!r}; valid: {', '.join(RUN_OPS)}")
+    if cfg.op == "avg" and dt.kind != "float":
+        raise InputError(f"op avg with {dt.name} makes no sense (integer division truncates); "
+                         "use a float dtype")
+    if "mpi" in algos and dt.name == "float16":
+        raise InputError("dtype float16 is not an MPI datatype for --algo mpi; use float32 or "
+                         f"another algorithm ({', '.join(a for a in valid if a != 'mpi')})")
+    if cfg.average not in TIMING:
+        raise InputError(f"-a must be 0 (rank 0), 1 (average), 2 (min) or 3 (max); got "
+                         f"{cfg.average}")
+    if not 1 <= cfg.iters <= MAX_ITERS:
+        raise InputError(f"-n must be from 1 to {MAX_ITERS:,}; got {cfg.iters}")
+    if not 0 <= cfg.warmup <= MAX_WARMUP:
+        raise InputError(f"-w must be from 0 to {MAX_WARMUP:,}; got {cfg.warmup}")
+    if cfg.check not in (0, 1):
+        raise InputError("-c must be 0 or 1")
+    if cfg.timeout is not None and not (math.isfinite(cfg.timeout)
+                                        and 0 < cfg.timeout <= MAX_TIMEOUT):
+        raise InputError(f"-T must be a positive, finite number of seconds (at most "
+                         f"{MAX_TIMEOUT:g}); got {cfg.timeout}")
+    if cfg.thread_level not in THREAD_LEVELS:
+        raise InputError(f"unknown thread level {cfg.thread_level!r}; valid: "
+                         f"{', '.join(THREAD_LEVELS)}")
+    cfg.sizes = size_range(cfg.minbytes, cfg.maxbytes, cfg.stepfactor, cfg.stepbytes)
+    cfg.paths = [check_path(p) for p in (cfg.csv, cfg.json) if p is not None]
+    if len(cfg.paths) == 2 and cfg.paths[0].suffix == cfg.paths[1].suffix:
+        raise InputError("--csv wants a .csv file and --json a .json file")
+    cfg.algos, cfg.dt = algos, dt
+    return cfg
+
+
+def validate_ranks(cfg: RunConfig, nranks: int) -> None:
+    """Checks that need the rank count (still before any communication)."""
+    if cfg.op == "prod" and nranks > 8 * 15:
+        raise InputError("op prod overflows the checkable range beyond 120 ranks")
+    if cfg.op in ("sum", "avg") and cfg.dtype in ("float16", "half") and nranks > 32:
+        raise InputError("float16 sums are exact only up to 32 ranks; use float32")
+    k = cfg.ranks_per_node
+    if k is not None and (k < 1 or nranks % k):
+        divisors = [str(d) for d in range(1, nranks + 1) if nranks % d == 0][:32]
+        raise InputError(f"--ranks-per-node {k} does not divide {nranks} ranks; valid: "
+                         + ", ".join(divisors))
