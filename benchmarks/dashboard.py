@@ -73,7 +73,7 @@ def localize(html_dir: Path, files: dict) -> int:
         text = page.read_text()
 
         def repl(m):
-            tag, url = m.group(1), m.group(2)
+            url = m.group(2)
             name = url.rsplit("/", 1)[-1]
             if name not in files:
                 return m.group(0)

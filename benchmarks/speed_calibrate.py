@@ -3,7 +3,7 @@
     python benchmarks/speed_calibrate.py [--rows 1000] [--repeat 5]
 
 Rows: a one-tier 8-rank host (a system like the one calibrate fits here) timed by the model
-for mpi/ring/rd/rhd/tree at 2..8 ranks and log-spaced sizes, with 3% noise.
+for mpi/ring/rd/rhd/binomial at 2..8 ranks and log-spaced sizes, with 3% noise.
 1. The whole fit of those rows (identification, both starting points, robust fit).
 2. One evaluation of the model at every row: calibrate's path (plans built once, the kernel
    called per group) vs asking `collbench.estimate` for every group (what a fit built on the
@@ -17,9 +17,10 @@ import pandas as pd
 
 from collbench import calibration as C
 from collbench import estimate
+from collbench.calibration import fitting as CF
 from collbench.model.system import System, Tier
 
-ALGOS = ("mpi", "ring", "rd", "rhd", "tree")
+ALGOS = ("mpi", "ring", "rd", "rhd", "binomial")
 
 
 def host():
@@ -70,8 +71,8 @@ def main(argv=None):
 
     data = C.measured_rows(df)
     groups, _ = C.build_groups(f.system, data)
-    params = C._params(f.system, groups, False)
-    model = C.Model(f.system, groups, params)
+    params = CF._params(f.system, groups, False)
+    model = CF.Model(f.system, groups, params)
     theta = np.array([p.x0 for p in params])
     fast, _ = best_of(lambda: model.predict(theta), args.repeat * 4)
     keys = data.groupby(["nranks", "algorithm"])["nbytes"].apply(lambda s: s.to_numpy())

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import subprocess
 import sys
 import tempfile
@@ -77,7 +76,7 @@ def collbench_times(ranks, lo, hi, iters, warm, algos, tmp):
                     "run", "-b", str(lo), "-e", str(hi), "-f", "4", "-n", str(iters), "-w",
                     str(warm), "--algo", algos, "-c", "0", "--csv", str(csv)],
                    capture_output=True, text=True, check=True, timeout=600)
-    return pd.read_csv(csv)
+    return pd.read_csv(csv, comment="#")
 
 
 def memcpy_gbps(nbytes=256 << 20, repeat=5):
@@ -103,7 +102,7 @@ def main(argv=None):
         tmp = Path(d)
         exe = build_c_loop(tmp)
         best_c, best_cb = {}, {}
-        algos = "mpi,ring,tree,rhd,rd,hier"
+        algos = "mpi,ring,binomial,rhd,rd,hier"
         for rnd in range(args.rounds):
             for lo, hi, it, w in ((8, 8192, 1000, 100), (32768, args.max, 20, 5)):
                 c = c_times(exe, args.ranks, lo, hi, it, w)

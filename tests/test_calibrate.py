@@ -2,20 +2,15 @@
 what is and is not identified, the fitted TOML in estimate/run, extrapolation labels,
 cross-validation and --predict local on real mpiexec runs, and the nccl-tests round trip."""
 import math
-import os
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from collbench import calibration as C
-from collbench.calibration import fit as CF
 from collbench import estimate
 from collbench.model.system import System, Tier
-
 from test_import import nccl_text
 from test_run_mpi import MPIEXEC, mpirun
 

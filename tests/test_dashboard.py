@@ -51,7 +51,7 @@ def dashboard(tmp_path_factory):
                    env=env, check=True, capture_output=True, timeout=120)
     r = subprocess.run(asv + ["run", "--python=same", "--set-commit-hash", commit, "--quick",
                               "--machine", "ci", "--config", str(cfg), "--bench",
-                              "ModelKernels.time_cython|MeasuredAllreduce|Calibrate.time_fit"],
+                              "Kernel.time_cython|MeasuredAllreduce|Calibrate.time_fit"],
                        env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     results = list((tmp / "results" / "ci").glob("*.json"))
@@ -82,7 +82,7 @@ def test_dashboard_draws_a_graph_in_chromium(dashboard):
     if exe is None:
         pytest.skip("Chromium is not installed and cannot be installed here (not root): "
                     "apt-get install chromium")
-    page = url + "#bench_kernels.ModelKernels.time_cython"
+    page = url + "#bench_kernels.Kernel.time_cython"
     dom = subprocess.run([exe, *CHROME_FLAGS, f"--user-data-dir={tmp / 'chrome1'}", "--dump-dom",
                           page], capture_output=True, text=True, timeout=120).stdout
     assert "continental origin of swallow" not in dom       # asv's page when JavaScript fails

@@ -1,7 +1,6 @@
 """collbench import on realistic nccl-tests and OSU files, written here in their real formats."""
 import json
 
-import pandas as pd
 import pytest
 
 import collbench

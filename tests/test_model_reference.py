@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import collbench
+from collbench.algorithms import COLLECTIVES, MODEL_ALGORITHMS, for_collective
 from collbench.model import reference
-from collbench.algorithms import ALGORITHMS, COLLECTIVES, MODEL_ALGORITHMS, for_collective
 from collbench.model.system import System, Tier
 
 tiers_st = st.builds(

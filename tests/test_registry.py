@@ -19,8 +19,15 @@ import numpy as np
 import pytest
 
 import collbench
-from collbench.algorithms import (AUTO, COLLECTIVES, MODEL_ALGORITHMS, REGISTRY, check_algorithm,
-                                  for_collective, runnable)
+from collbench.algorithms import (
+    AUTO,
+    COLLECTIVES,
+    MODEL_ALGORITHMS,
+    REGISTRY,
+    check_algorithm,
+    for_collective,
+    runnable,
+)
 from collbench.errors import CollbenchError
 from collbench.model.engine import build
 from collbench.model.system import System, Tier

@@ -57,7 +57,7 @@ def test_every_algorithm_exact_odd_sizes(n, tmp_path):
     r = mpirun(n, "-b", "4", "-e", "4", "-n", "1", "-w", "0", "--algo", ALGOS,   # one element
                cwd=tmp_path)
     assert r.returncode == 0 and all(row[9] == "0" for row in rows_of(r.stdout)), r.stderr
-    default = list((tmp_path / "results").glob("run-*-n%d-*.csv" % n))   # the default file
+    default = list((tmp_path / "results").glob(f"run-*-n{n}-*.csv"))   # the default file
     assert len(default) == 1 and len(pd.read_csv(default[0], comment="#")) == 6
 
 

@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from collbench import calibrate  # noqa: E402
+from collbench import calibration as calibrate  # noqa: E402
 from speed_calibrate import rows  # noqa: E402
 
 

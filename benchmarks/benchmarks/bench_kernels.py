@@ -1,7 +1,11 @@
-"""Cost-model speed: the Cython kernel against the NumPy twin and the plain-Python reference."""
+"""Cost-model speed, in three separate layers: the Cython kernel (and its NumPy twin) on
+preallocated arrays, building the DataFrame from the kernel's arrays, and the public API
+(``estimate`` for one size and for a million; ``planner`` arrays); plus the plain-Python
+reference and a sweep of every preset."""
 import numpy as np
 
 import collbench
+from collbench.model.api import _frame
 
 
 def _sizes(n):
@@ -9,20 +13,57 @@ def _sizes(n):
     return np.sort(np.floor(2.0 ** rng.uniform(0, 34, n)))
 
 
-class ModelKernels:
-    """estimate() of one algorithm on a DGX H100 x 64 ranks, per engine and sweep size."""
-    params = (["ring", "tree", "rhd", "hier", "auto"], [1000, 100_000, 1_000_000])
+class Kernel:
+    """The kernel alone: compiled plans of one algorithm on a DGX H100 x 64 ranks,
+    evaluated into preallocated output arrays."""
+    params = (["ring", "tree", "rhd", "hier", "auto"], [1000, 1_000_000])
     param_names = ["algorithm", "sizes"]
 
     def setup(self, algorithm, n):
         self.sizes = _sizes(n)
-        collbench.estimate("dgx-h100", self.sizes[:2], algorithm=algorithm, nranks=64)  # warm
+        self.comp = collbench.planner("dgx-h100", nranks=64, algorithm=algorithm).compiled
+        self.buf = self.comp.alloc(n)
 
     def time_cython(self, algorithm, n):
-        collbench.estimate("dgx-h100", self.sizes, algorithm=algorithm, nranks=64)
+        self.comp.run(self.sizes, "cython", self.buf)
 
     def time_numpy(self, algorithm, n):
-        collbench.estimate("dgx-h100", self.sizes, algorithm=algorithm, nranks=64, engine="numpy")
+        self.comp.run(self.sizes, "numpy", self.buf)
+
+
+class Frame:
+    """Building the typed model frame from the kernel's arrays (no kernel work)."""
+    params = ([1, 1000, 1_000_000],)
+    param_names = ["sizes"]
+
+    def setup(self, n):
+        self.sizes = _sizes(n)
+        self.comp = collbench.planner("dgx-h100", nranks=64, algorithm="auto").compiled
+        self.out, self.choice = self.comp.run(self.sizes)
+
+    def time_frame(self, n):
+        _frame(self.comp, self.sizes, self.out, self.choice)
+
+
+class API:
+    """What a planner calls: estimate() of one size and of a million, and the array path."""
+
+    def setup(self):
+        self.big = _sizes(1_000_000)
+        collbench.estimate("dgx-h100", 1 << 20, nranks=64)          # warm the plan cache
+        self.pl = collbench.planner("dgx-h100", nranks=64, algorithm="auto")
+
+    def time_estimate_one_size(self):
+        collbench.estimate("dgx-h100", 1 << 20, nranks=64)
+
+    def time_estimate_million_sizes(self):
+        collbench.estimate("dgx-h100", self.big, nranks=64)
+
+    def time_planner_million_sizes(self):
+        self.pl.time_us(self.big)
+
+    def peakmem_estimate_million_sizes(self):
+        collbench.estimate("dgx-h100", self.big, nranks=64)
 
 
 class PythonReference:
@@ -51,5 +92,4 @@ class Sweep:
         collbench.sweep(None, self.sizes, algorithms="all")
 
     def peakmem_sweep_every_preset_16k_sizes(self):
-        # about 1.8 million rows of the full result schema
         collbench.sweep(None, np.floor(2.0 ** np.linspace(0, 34, 16384)), algorithms="all")

@@ -6,7 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ALGOS = ["mpi", "ring", "tree", "rhd", "hier"]
+ALGOS = ["mpi", "ring", "binomial", "rhd", "hier"]
 SIZES = [8, 32768, 2097152]      # on the -b 8 -f 8 ladder
 
 
@@ -25,7 +25,7 @@ class MeasuredAllreduce:
                    "--ranks-per-node", "1", "--csv", str(csv)]
             subprocess.run(cmd, check=True, capture_output=True, timeout=600,
                            env=dict(os.environ, MPI4PY_RC_THREAD_LEVEL="single"))
-            df = pd.read_csv(csv)
+            df = pd.read_csv(csv, comment="#")
         return {(r.algorithm, int(r.nbytes)): float(r.time_us) for r in df.itertuples()}
 
     def track_time_us(self, times, algorithm, nbytes):

@@ -5,8 +5,18 @@ __version__ = "0.2.0"
 from . import errors  # noqa: E402
 from .algorithms import ALGORITHMS, COLLECTIVES  # noqa: E402
 from .errors import CollbenchError  # noqa: E402
-from .model import (Estimates, Planner, System, Tier, estimate, load_system, planner,  # noqa: E402
-                    preset, sweep, systems)
+from .model import (  # noqa: E402
+                    Estimates,
+                    Planner,
+                    System,
+                    Tier,
+                    estimate,
+                    load_system,
+                    planner,
+                    preset,
+                    sweep,
+                    systems,
+)
 from .results import SCHEMA_COLUMNS, read_results, write_results  # noqa: E402
 
 __all__ = ["estimate", "sweep", "planner", "Planner", "Estimates", "systems", "preset",

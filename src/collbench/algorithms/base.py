@@ -189,7 +189,7 @@ class RefContext:
     """What a reference may need beyond its levels: the allowed algorithms, another
     algorithm's flat reference, the total of (lat, bw, red bytes), a hier label asked for."""
     allowed: frozenset[str]
-    flat: Callable[[str, "RefLevels"], tuple[float, float, float]]
+    flat: Callable[[str, RefLevels], tuple[float, float, float]]
     total: Callable[[tuple[float, float, float]], float]
     label: str = ""
 

@@ -3,8 +3,8 @@ sends its data to every peer at once) and ``mesh2`` (two shots: direct reduce-sc
 direct all-gather)."""
 from __future__ import annotations
 
-from .base import MAX, Algorithm, Geometry, Plan, PlanContext, RefLevels, need_switched
 from ..errors import NotApplicable
+from .base import MAX, Algorithm, Geometry, Plan, PlanContext, RefLevels, need_switched
 
 mesh = Algorithm("mesh", "one-shot direct: every rank sends its data to every peer at once")
 mesh2 = Algorithm("mesh2", "two-shot direct: direct reduce-scatter, then direct all-gather")

@@ -1,8 +1,8 @@
 """In-network reduction and multicast (``innet``: NVLS, SHARP-like): the switch reduces."""
 from __future__ import annotations
 
-from .base import MAX, Algorithm, Geometry, Plan, PlanContext, RefLevels, need_innet
 from ..errors import NotApplicable
+from .base import MAX, Algorithm, Geometry, Plan, PlanContext, RefLevels, need_innet
 
 innet = Algorithm("innet", "in-switch reduction / multicast (NVLS, SHARP-like)")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from .crossval import cross_validate, fastest_agreement, predict_rows, split
-from .fit import Fit, build_groups, default_system, fit, geomean_error, measured_rows
+from .fitting import Fit, build_groups, default_system, fit, geomean_error, measured_rows
 
 
 def cache_path(host: str, nranks: int):

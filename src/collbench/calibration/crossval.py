@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..errors import FitError
 from ..model.system import System
-from .fit import Model, _params, build_groups, fit, geomean_error, measured_rows
+from .fitting import Model, _params, build_groups, fit, geomean_error, measured_rows
 
 
 def split(df: pd.DataFrame, timing: str = "median"):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..calibration import cross_validate, fit, geomean_error, measured_rows
-from ..calibration.fit import Fit, rank_span
+from ..calibration.fitting import Fit, rank_span
 from ..errors import InputError
 from ..model.system import load_system
 from ..results.io import atomic_write, read_results, write_results

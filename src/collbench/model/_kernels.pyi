@@ -1,16 +1,10 @@
 """Stub of the Cython cost-model kernel (cext/model/_kernels.pyx)."""
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
-def evaluate(nbytes: npt.NDArray[np.float64],
-             cb: npt.NDArray[np.float64], lo_n: npt.NDArray[np.float64],
-             hi_n: npt.NDArray[np.float64], e_lo: npt.NDArray[np.float64],
-             e_hi: npt.NDArray[np.float64], x0: npt.NDArray[np.float64],
-             slope: npt.NDArray[np.float64], cb_lo: npt.NDArray[np.float64],
-             cb_hi: npt.NDArray[np.float64], lat: npt.NDArray[np.float64],
-             red: npt.NDArray[np.float64], mode: npt.NDArray[np.intc],
-             pipe_d: npt.NDArray[np.float64], pipe_a: npt.NDArray[np.float64],
-             group: npt.NDArray[np.intc], out_time: npt.NDArray[np.float64],
-             out_lat: npt.NDArray[np.float64], out_bw: npt.NDArray[np.float64],
-             out_red: npt.NDArray[np.float64], out_choice: npt.NDArray[np.intc],
-             overlap: int = 0) -> None: ...
+def evaluate(nbytes: npt.NDArray[np.float64], *arrays: npt.NDArray[Any] | int) -> None:
+    """evaluate(nbytes, cb, lo_n, hi_n, e_lo, e_hi, x0, slope, cb_lo, cb_hi, lat, red, mode,
+    pipe_d, pipe_a, group, out_time, out_lat, out_bw, out_red, out_choice, overlap=0): fill
+    out_* [groups, sizes] with the cheapest plan row of each group for each size (nogil)."""

@@ -117,46 +117,84 @@ def planner(system: System | str, **kw: Any) -> Planner:
     return Planner(system, **kw)
 
 
-def _frame(comp: Compiled, nbytes: np.ndarray, out: list[np.ndarray], choice: np.ndarray,
-           extra: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Rows size-major (for each size, each requested algorithm), model columns only."""
-    s, p, coll = comp.system, comp.nranks, comp.collective
-    G, n = choice.shape
-    time, lat, bw, red = (a.T.ravel() for a in out)
-    ch = choice.T.ravel()
-    rowplan = np.append(comp.rowplan, -1)
-    planidx = rowplan[ch]                       # -1 (size 0) -> -1
+@dataclass
+class _FrameMeta:
+    """Per compiled plan set: the categorical dtypes and code maps of its frames (built once;
+    a frame of one size then costs little more than pandas' own constructor)."""
+    source: pd.CategoricalDtype
+    system: pd.CategoricalDtype
+    collective: pd.CategoricalDtype
+    algorithm: pd.CategoricalDtype
+    variant: pd.CategoricalDtype
+    requested: pd.CategoricalDtype
+    row_algo: np.ndarray          # per kernel row (+1 for "none": size 0): algorithm code
+    row_label: np.ndarray
+    group_algo: np.ndarray        # per group: the code a size of 0 (or a named group) shows
+    group_label: np.ndarray
+    named: np.ndarray             # per group: asked for by name (its algorithm is the name)
+    busbw: float
+
+
+def _frame_meta(comp: Compiled) -> _FrameMeta:
+    meta = getattr(comp, "_frame_meta", None)
+    if meta is not None:
+        return meta
     names = [g[0] for g in comp.groups]
-    # categories: per plan its algorithm / label; a size of 0 names the requested group
     bases = ["hier" if parse_label(nm) else nm for nm in names]
     algo_cats = list(dict.fromkeys(comp.plan_algorithms + bases))
     label_cats = list(dict.fromkeys(comp.plan_labels + names))
-    plan_algo = np.array([algo_cats.index(a) for a in comp.plan_algorithms], dtype=np.int32)
-    plan_label = np.array([label_cats.index(a) for a in comp.plan_labels], dtype=np.int32)
-    group_of_row = np.tile(np.arange(G, dtype=np.int32), n)
-    group_algo = np.array([algo_cats.index(a) for a in bases], dtype=np.int32)
-    group_label = np.array([label_cats.index(a) for a in names], dtype=np.int32)
-    zero = planidx < 0
-    a_codes = np.where(zero, group_algo[group_of_row], plan_algo[np.maximum(planidx, 0)])
-    l_codes = np.where(zero, group_label[group_of_row], plan_label[np.maximum(planidx, 0)])
-    named = np.array([nm != AUTO for nm in names])
-    a_codes = np.where(named[group_of_row], group_algo[group_of_row], a_codes)
-    x = np.repeat(nbytes, G)
+    rows = comp.rowplan
+    meta = _FrameMeta(
+        pd.CategoricalDtype(["model"]), pd.CategoricalDtype([comp.system.name]),
+        pd.CategoricalDtype([comp.collective]), pd.CategoricalDtype(algo_cats),
+        pd.CategoricalDtype(label_cats), pd.CategoricalDtype(names),
+        np.array([algo_cats.index(comp.plan_algorithms[j]) for j in rows] + [0], np.int16),
+        np.array([label_cats.index(comp.plan_labels[j]) for j in rows] + [0], np.int16),
+        np.array([algo_cats.index(a) for a in bases], np.int16),
+        np.array([label_cats.index(a) for a in names], np.int16),
+        np.array([nm != AUTO for nm in names]),
+        COLLECTIVES[comp.collective].busbw(comp.nranks))
+    comp._frame_meta = meta            # type: ignore[attr-defined]
+    return meta
+
+
+def _frame(comp: Compiled, nbytes: np.ndarray, out: list[np.ndarray], choice: np.ndarray,
+           extra: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Rows size-major (for each size, each requested algorithm), model columns only."""
+    m = _frame_meta(comp)
+    G, n = choice.shape
+    N = G * n
+    if G == 1:
+        time, lat, bw, red, ch = out[0][0], out[1][0], out[2][0], out[3][0], choice[0]
+        x = nbytes
+        group_of_row = np.zeros(N, dtype=np.int16)
+    else:
+        time, lat, bw, red = (a.T.ravel() for a in out)
+        ch = choice.T.ravel()
+        x = np.repeat(nbytes, G)
+        group_of_row = np.tile(np.arange(G, dtype=np.int16), n)
+    if m.named.all():
+        a_codes = m.group_algo[group_of_row]
+    else:
+        a_codes = m.row_algo[ch]                # ch = -1 (size 0) reads the extra entry
+        a_codes = np.where(m.named[group_of_row], m.group_algo[group_of_row], a_codes)
+    l_codes = m.row_label[ch]
+    zero = ch < 0
+    if zero.any():
+        a_codes = np.where(zero, m.group_algo[group_of_row], a_codes)
+        l_codes = np.where(zero, m.group_label[group_of_row], l_codes)
     with np.errstate(all="ignore"):        # sub-picosecond times of degenerate systems
         algbw = np.where(time > 0, x / (time * 1e3), 0.0)
-        busbw = algbw * COLLECTIVES[coll].busbw(p)
+        busbw = algbw * m.busbw
     cat = pd.Categorical.from_codes
-
-    def const(value: str) -> pd.Categorical:
-        return cat(np.zeros(len(x), dtype=np.int8), [value])
-
+    const = np.zeros(N, dtype=np.int8)
     cols = {
-        "source": const("model"), "system": const(s.name), "collective": const(coll),
-        "algorithm": cat(a_codes, algo_cats), "variant": cat(l_codes, label_cats),
-        "requested": cat(group_of_row, names),
-        "nranks": np.full(len(x), p, dtype=np.int64), "nbytes": x.astype(np.int64),
-        "time_us": time, "algbw_gbps": algbw,
-        "busbw_gbps": busbw,
+        "source": cat(const, dtype=m.source), "system": cat(const, dtype=m.system),
+        "collective": cat(const, dtype=m.collective),
+        "algorithm": cat(a_codes, dtype=m.algorithm), "variant": cat(l_codes, dtype=m.variant),
+        "requested": cat(group_of_row, dtype=m.requested),
+        "nranks": np.full(N, comp.nranks, dtype=np.int64), "nbytes": x.astype(np.int64),
+        "time_us": time, "algbw_gbps": algbw, "busbw_gbps": busbw,
         "latency_us": lat, "bandwidth_us": bw, "reduce_us": red,
     }
     if extra:
@@ -220,14 +258,14 @@ def sweep(systems: Sequence[System | str] | System | str | None = None, nbytes: 
     todo = [(s, c) for s in names for c in colls]
     for idx, (sname, coll) in enumerate(todo):
         s = load_system(sname)
-        algos = [Optional_(a) for a in algorithm_list(algorithms, coll)]
-        counts = [s.max_ranks] if nranks is None else (
+        algos: list[str] = [Optional_(a) for a in algorithm_list(algorithms, coll)]
+        asked = [s.max_ranks] if nranks is None else (
             [nranks] if isinstance(nranks, (int, np.integer, str)) else list(nranks))
-        for c in counts:
-            if isinstance(c, str) and c not in ("full", "domain"):
-                raise InputError(f"rank count {c!r}: use numbers, 'full' or 'domain'")
-        counts = [s.max_ranks if c == "full" else s.tiers[0].size if c == "domain" else c
-                  for c in counts]
+        for a in asked:
+            if isinstance(a, str) and a not in ("full", "domain"):
+                raise InputError(f"rank count {a!r}: use numbers, 'full' or 'domain'")
+        counts = [s.max_ranks if a == "full" else s.tiers[0].size if a == "domain" else int(a)
+                  for a in asked]
         for p in dict.fromkeys(counts):
             if p > s.max_ranks:
                 continue

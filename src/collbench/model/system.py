@@ -93,18 +93,18 @@ class System:
     def max_ranks(self) -> int:
         return math.prod(t.size for t in self.tiers)
 
-    def with_tier(self, index: int, **changes: Any) -> "System":
+    def with_tier(self, index: int, **changes: Any) -> System:
         tiers = list(self.tiers)
         tiers[index] = replace(tiers[index], **changes)
         return replace(self, tiers=tuple(tiers))
 
     # ---- construction -------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict, *, where: str = "<dict>") -> "System":
+    def from_dict(cls, data: dict, *, where: str = "<dict>") -> System:
         return _system_from_dict(data, where)
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike[str]) -> "System":
+    def from_toml(cls, path: str | os.PathLike[str]) -> System:
         path = Path(path)
         text = read_text_file(path, "system file", SystemFileError, MAX_FILE_BYTES)
         try:
@@ -159,7 +159,7 @@ def _tier_from_dict(d: Any, where: str) -> Tier:
     for req in ("name", "size", "bw_gbps"):
         if req not in d:
             raise SystemFileError(f"{where}: tier is missing '{req}'")
-    kw = {"name": str(d["name"])}
+    kw: dict[str, Any] = {"name": str(d["name"])}
     kw["size"] = _num(where, "size", d["size"], lo=1, hi=1e9, integer=True)
     kw["bw_gbps"] = _num(where, "bw_gbps", d["bw_gbps"], lo=1e-6, hi=1e7)
     for key in ("lat_hw_us", "lat_sw_us", "innet_lat_us"):
@@ -209,7 +209,7 @@ def _system_from_dict(data: Any, where: str) -> System:
     tiers = tuple(_tier_from_dict(t, f"{where} tier {i}") for i, t in enumerate(tiers_raw))
     if math.prod(t.size for t in tiers) > 10 ** 9:
         raise SystemFileError(f"{where}: the tiers hold more than 1e9 ranks")
-    kw = {"name": str(data["name"]), "tiers": tiers}
+    kw: dict[str, Any] = {"name": str(data["name"]), "tiers": tiers}
     if "library" in data:
         if data["library"] not in LIBRARIES:
             raise SystemFileError(f"{where}: library {data['library']!r} unknown; valid: {', '.join(LIBRARIES)}")
@@ -370,7 +370,7 @@ def preset(name: str) -> System:
     return _cache[name]
 
 
-def load_system(system: "System | str | os.PathLike[str]") -> System:
+def load_system(system: System | str | os.PathLike[str]) -> System:
     """A System from a System, a preset name or a path to a TOML file."""
     if isinstance(system, System):
         return system

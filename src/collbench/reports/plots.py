@@ -165,7 +165,7 @@ def crossover(system, nranks_list, sizes, library_only=True):
 def plot_crossover(system, out: Path, library_only=True) -> Path:
     """The algorithm auto picks, by size and rank count."""
     plt = _plt()
-    from matplotlib.colors import ListedColormap     # after _plt(): matplotlib is optional
+    from matplotlib.colors import ListedColormap  # after _plt(): matplotlib is optional
 
     s = load_system(system)
     sizes = np.floor(2.0 ** np.arange(3, 35, 0.5))

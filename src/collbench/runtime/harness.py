@@ -13,7 +13,6 @@ import datetime as _dt
 import os
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,13 +140,13 @@ def setup(cfg: RunConfig, MPI: Any, emit: Emit) -> State:
     agree(comm, err)
     predict = None
     if cfg.predict == "local":
-        from .probe import local_system     # the probe needs calibration (scipy)
+        from .probe import local_system  # the probe needs calibration (scipy)
         predict = local_system(cfg, MPI, comm, ctx, node.Get_size(), emit)
     elif cfg.predict:
         predict, err = _local(lambda: load_system(cfg.predict))
         agree(comm, err)
     lib = " ".join(MPI.Get_library_version().strip().splitlines()[0].split())
-    import mpi4py       # already imported by the caller (MPI is initialised): its version
+    import mpi4py  # already imported by the caller (MPI is initialised): its version
     per_host = shared.Get_size()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     oversub = comm.allreduce(int(per_host > (cores or per_host)), op=MPI.MAX) > 0
