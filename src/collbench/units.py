@@ -99,7 +99,10 @@ def size_range(begin, end, factor=None, step=None) -> list[int]:
         if len(out) > MAX_SIZES:
             raise InputError(f"-f {factor} gives more than {MAX_SIZES:,} sizes from {begin} to "
                              f"{end}; raise -f or narrow -b/-e")
-        nxt = int(s * f)
+        nf = s * f
+        if nf > e:            # also ends an infinite product (-f 1e308)
+            break
+        nxt = int(nf)
         s = nxt if nxt > s else s + 1
     return out
 
