@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import time
 import tomllib
 from dataclasses import dataclass, replace
 
@@ -369,9 +370,7 @@ def fit(df: pd.DataFrame, system: System | None = None, *, files=(), name=None,
         timing: str = "median", tier_sizes=None) -> Fit:
     """Fit ``system`` (default: a one-tier system sized to the data) to the measured rows
     of ``df``; returns the fitted system and the rows with their fitted predictions."""
-    import time
-
-    from scipy.optimize import least_squares
+    from scipy.optimize import least_squares  # optional at import: only fits need scipy
     t0 = time.perf_counter()
     data = measured_rows(df, timing)
     if data.empty:

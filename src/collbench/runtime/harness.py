@@ -28,20 +28,14 @@ from ..model.api import estimate
 from ..model.system import System, load_system
 from ..results.io import check_existing, write_results
 from ..results.table import run_table
+from ._reduce import scale_into
 from .checks import expected, make_input
+from .collective import agree, time_iterations
 from .config import TIMING, RunConfig, validate, validate_ranks
 from .context import Context
 from .watchdog import Watchdog
 
 Emit = Callable[[str], None]
-
-
-def agree(comm: Any, error: str | None) -> None:
-    """Every rank learns the first rank's error (if any) and raises it: one verdict."""
-    errors = comm.allgather(error)
-    first = next((e for e in errors if e), None)
-    if first:
-        raise InputError(first)
 
 
 def _local(fn: Callable[[], Any]) -> tuple[Any, str | None]:
@@ -79,16 +73,6 @@ def _commit() -> str:
         return r.stdout.strip() if r.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         return ""
-
-
-def time_iterations(MPI: Any, once: Callable[[], None], iters: int) -> tuple[float, float]:
-    """Mean and median time (us) of ``iters`` calls of ``once``, each call timed."""
-    stamps = [MPI.Wtime()]
-    mark = stamps.append
-    for _ in range(iters):
-        once()
-        mark(MPI.Wtime())
-    return (stamps[-1] - stamps[0]) / iters * 1e6, float(np.median(np.diff(stamps))) * 1e6
 
 
 @dataclass
@@ -189,7 +173,6 @@ def predict_time(system: System, nbytes: int, algo: str, p: int, collective: str
 
 def execute(st: State, emit: Emit) -> int:
     cfg, MPI, comm, rank, p = st.cfg, st.MPI, st.comm, st.rank, st.p
-    from ._reduce import scale_into
     assert cfg.dt is not None
     coll = cfg.collective
     table = run_table(st.predict is not None)

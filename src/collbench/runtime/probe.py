@@ -16,6 +16,7 @@ from ..calibration import cache_path, fit
 from ..errors import CollbenchError
 from ..model.system import System
 from ..results.io import atomic_write
+from .collective import agree, time_iterations
 from .config import RunConfig
 
 PROBE_SIZES = (8, 64, 512, 4096, 32768, 262144, 2097152, 16777216)
@@ -24,7 +25,6 @@ PROBE_SIZES = (8, 64, 512, 4096, 32768, 262144, 2097152, 16777216)
 def local_system(cfg: RunConfig, MPI: Any, comm: Any, ctx: Any, ranks_per_node: int,
                  emit: Any) -> System | None:
     """The system on rank 0 (the only rank that predicts), None on the others."""
-    from .harness import agree, time_iterations
     rank, p = comm.Get_rank(), comm.Get_size()
     host = socket.gethostname()
     path = cache_path(host, p) if rank == 0 else None
