@@ -22,6 +22,7 @@ import numpy as np
 import collbench
 from collbench.model import reference
 from collbench.model.system import Tier
+from speed_model import best_of  # the benchmarks' one timing helper (same folder)
 
 
 def ring_python(tiers: list[Tier], base: float, p: int, n: float) -> float:
@@ -37,15 +38,6 @@ def ring_python(tiers: list[Tier], base: float, p: int, n: float) -> float:
         eff = t.eff_lo + x * (t.eff_hi - t.eff_lo)
     lat = base + 2 * (p - 1) * (t.lat_hw_us + t.lat_sw_us)
     return lat + 2 * (p - 1) / p * n / (t.bw_gbps * 1e3 * eff)
-
-
-def best(fn, repeat: int) -> float:
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return min(out)
 
 
 def main() -> None:
@@ -66,7 +58,7 @@ def main() -> None:
         single.append(time.perf_counter() - t0)
     single_ms = statistics.median(single) * 1e3
 
-    t_est = best(lambda: collbench.estimate(system, sizes, nranks=p, algorithm="ring"),
+    t_est = best_of(lambda: collbench.estimate(system, sizes, nranks=p, algorithm="ring"),
                  args.repeat)
     df = collbench.estimate(system, sizes, nranks=p, algorithm="ring")
     deep_mb = df.memory_usage(deep=True).sum() / 1e6
@@ -77,15 +69,15 @@ def main() -> None:
     m = 20_000
     sub = sizes[:: max(1, len(sizes) // m)][:m].tolist()
     tiers, base = list(system.tiers), system.base_lat_us
-    t_py = best(lambda: [ring_python(tiers, base, p, x) for x in sub], args.repeat) \
+    t_py = best_of(lambda: [ring_python(tiers, base, p, x) for x in sub], args.repeat) \
         * len(sizes) / len(sub)
     sub_ref = sub[:2000]
-    t_ref = best(lambda: [reference.cost(system, p, x, algorithm="ring") for x in sub_ref],
+    t_ref = best_of(lambda: [reference.cost(system, p, x, algorithm="ring") for x in sub_ref],
                  max(1, args.repeat // 2)) * len(sizes) / len(sub_ref)
     pl = collbench.planner(system, nranks=p, algorithm="ring")
-    t_arr = best(lambda: pl.time_us(sizes), args.repeat)
+    t_arr = best_of(lambda: pl.time_us(sizes), args.repeat)
     buf = pl.compiled.alloc(len(sizes))
-    t_kern = best(lambda: pl.compiled.run(sizes, "cython", buf), args.repeat)
+    t_kern = best_of(lambda: pl.compiled.run(sizes, "cython", buf), args.repeat)
 
     print(f"# collbench API speed: dgx-h100, {p} ranks, ring all-reduce, "
           f"{len(sizes):,} log-uniform sizes, best of {args.repeat}")
