@@ -440,6 +440,11 @@ def check_physical(system: System, rows: pd.DataFrame) -> None:
             raise FitError(f"tier {t.name}: fitted efficiency {max(t.eff_lo, t.eff_hi):.3g} is "
                            "above 1 (faster than the line rate); the base system's bandwidth is "
                            "too low for these measurements")
+        if max(t.eff_lo_bytes, t.eff_hi_bytes) > 1e18:
+            raise FitError(f"tier {t.name}: the efficiency curve was pushed beyond any real "
+                           f"message size ({t.eff_hi_bytes:.3g} B) to follow rows that are faster "
+                           "than the line rate allows; the base system's bandwidth is too low "
+                           "for these measurements")
     if system.reduce_gbps > MAX_REDUCE_GBPS:
         raise FitError(f"fitted reduction rate {system.reduce_gbps:.3g} GB/s is faster than any "
                        f"memory ({MAX_REDUCE_GBPS:g} GB/s); the rows do not identify it")

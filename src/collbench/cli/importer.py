@@ -1,11 +1,10 @@
 """``collbench import``: nccl-tests (text or -J JSON) and OSU output to results rows."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from ..errors import InputError
+from ..fileio import user_path
 from ..results.importers import import_file
 from ..results.io import check_path, write_results
 from ..results.schema import typed
@@ -24,8 +23,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    out = check_path(args.output) if args.output else Path(args.files[0]).with_suffix(".csv")
-    if out.resolve() in {Path(p).resolve() for p in args.files}:
+    files = [user_path(f, "file", InputError) for f in args.files]
+    out = check_path(args.output if args.output else files[0].with_suffix(".csv"))
+    if out.resolve() in {p.resolve() for p in files}:
         raise InputError(f"-o {out} would overwrite an input file")
     frames = [import_file(p, collective=args.collective, nranks=args.nranks) for p in args.files]
     df = typed(pd.concat(frames, ignore_index=True))

@@ -18,7 +18,7 @@ from .engine import Compiled, Optional_, compile_plans
 from .extrapolation import extrapolation
 from .system import PRESETS, System, load_system
 
-MAX_ESTIMATE_CELLS = 50_000_000     # sizes x algorithms of one estimate (about 6 GB of frame)
+MAX_ESTIMATE_CELLS = 10_000_000     # sizes x algorithms of one estimate (about 1 GB of frame)
 
 def check_nranks(system: System, nranks: Any) -> int:
     if nranks is None:
@@ -255,6 +255,7 @@ def sweep(systems: Sequence[System | str] | System | str | None = None, nbytes: 
     for c in colls:
         check_collective(c)
     frames = []
+    rows = 0
     todo = [(s, c) for s in names for c in colls]
     for idx, (sname, coll) in enumerate(todo):
         s = load_system(sname)
@@ -274,6 +275,10 @@ def sweep(systems: Sequence[System | str] | System | str | None = None, nbytes: 
                 comp = compile_plans(s, p, coll, algos, library_only)
             except NotApplicable:
                 continue
+            rows += len(sizes) * len(comp.groups)
+            if rows > MAX_ESTIMATE_CELLS:
+                raise InputError(f"this sweep is more than {MAX_ESTIMATE_CELLS:,} rows; use fewer "
+                                 "sizes, systems or algorithms, or collbench.planner() for arrays")
             out, choice = comp.run(sizes)
             frames.append(_frame(comp, sizes, out, choice))
         if progress:

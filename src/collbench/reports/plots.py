@@ -63,7 +63,13 @@ def load(paths) -> pd.DataFrame:
     frames = [read_results(p) for p in paths]
     if not frames:
         raise InputError("no results files given")
-    return typed(pd.concat(frames, ignore_index=True))
+    df = typed(pd.concat(frames, ignore_index=True))
+    # what a report or plot reads but a file may lack (a plain CSV of the required columns)
+    return df.assign(**{c: column(df, c) for c in OPTIONAL_READ if c not in df.columns})
+
+
+OPTIONAL_READ = ("system", "variant", "requested", "predicted_us", "predicted_system", "ratio",
+                 "host", "nwrong")
 
 
 # ---- plots ---------------------------------------------------------------------------------

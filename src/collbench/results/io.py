@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..algorithms.base import COLLECTIVES
 from ..errors import ResultsFileError
-from ..fileio import read_text_file
+from ..fileio import read_text_file, user_path
 from .schema import META_COLUMNS, SCHEMA_VERSION, typed
 
 SUFFIXES = (".csv", ".json")
@@ -41,8 +42,8 @@ HEADER = f"# collbench results, schema {SCHEMA_VERSION}"
 
 def check_path(path: str | os.PathLike[str]) -> Path:
     """A results path with a valid suffix (checked before any work)."""
-    p = Path(path)
-    if str(path) in ("", "-") or p.suffix not in SUFFIXES:
+    p = user_path(path, "results file", ResultsFileError)
+    if str(path) == "-" or p.suffix not in SUFFIXES:
         raise ResultsFileError(f"results file {str(path)[:80]!r} must end in .csv or .json")
     return p
 
@@ -185,7 +186,7 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise ResultsFileError(f"{p} is not a collbench results file: {msg}") from None
     if not isinstance(runs, list) or not all(isinstance(m, dict) and "run" in m for m in runs):
         raise ResultsFileError(f"{p}: malformed run metadata")
-    required = {"source", "nbytes", "time_us"}
+    required = {"source", "collective", "algorithm", "nranks", "nbytes", "time_us"}
     if len(df) and not required <= set(df.columns):
         raise ResultsFileError(f"{p} is not a collbench results file: it lacks "
                                f"{', '.join(sorted(required - set(df.columns)))}")
@@ -194,4 +195,34 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
         meta["run"] = meta["run"].astype(str)
         meta = meta[[c for c in meta.columns if c == "run" or c in META_COLUMNS]]
         df = df.assign(run=df["run"].astype(str)).merge(meta, on="run", how="left")
+    if len(df):
+        df = _checked(p, df)
     return typed(df)
+
+
+def _checked(p: Path, df: pd.DataFrame) -> pd.DataFrame:
+    """Rows a reader can trust: known collectives, sizes >= 0, ranks >= 1, times finite and
+    positive (else one line naming the first bad row); bandwidths derived when absent."""
+    def bad(mask, what):
+        mask = np.asarray(mask, bool)
+        if mask.any():
+            i = int(np.flatnonzero(mask)[0])
+            raise ResultsFileError(f"{p}: row {i + 1} has {what}")
+
+    coll = df["collective"].astype(str)
+    unknown = ~coll.isin(list(COLLECTIVES))
+    if unknown.any():
+        bad(unknown, f"collective {coll[unknown].iloc[0]!r}; valid: {', '.join(COLLECTIVES)}")
+    num = {c: pd.to_numeric(df[c], errors="coerce").to_numpy(float)
+           for c in ("nranks", "nbytes", "time_us")}
+    bad(~np.isfinite(num["nbytes"]) | (num["nbytes"] < 0) | (num["nbytes"] != np.floor(num["nbytes"])),
+        "a size that is not a whole number of bytes >= 0")
+    bad(~np.isfinite(num["nranks"]) | (num["nranks"] < 1) | (num["nranks"] != np.floor(num["nranks"])),
+        "a rank count that is not a whole number >= 1")
+    bad(~np.isfinite(num["time_us"]) | (num["time_us"] <= 0), "a time that is not finite and > 0 us")
+    if "algbw_gbps" not in df.columns or "busbw_gbps" not in df.columns:
+        algbw = num["nbytes"] / (num["time_us"] * 1e3)
+        factor = np.array([COLLECTIVES[c].busbw(int(n)) for c, n in zip(coll, num["nranks"])])
+        df = df.assign(**{k: v for k, v in (("algbw_gbps", algbw), ("busbw_gbps", algbw * factor))
+                          if k not in df.columns})
+    return df

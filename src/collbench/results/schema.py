@@ -9,6 +9,7 @@ may lack them), times float: reading a file back gives the same dtypes.
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 SCHEMA_VERSION = 2
@@ -80,4 +81,7 @@ def column(df: pd.DataFrame, name: str, default=pd.NA) -> pd.Series:
     """A column, or a series of ``default`` where the frame lacks it (mixed tables)."""
     if name in df.columns:
         return df[name]
-    return pd.Series(default, index=df.index, dtype=DTYPES.get(name, "object"))
+    dtype = DTYPES.get(name, "object")
+    if default is pd.NA and dtype.startswith("float"):
+        default = np.nan
+    return pd.Series(default, index=df.index, dtype=dtype)

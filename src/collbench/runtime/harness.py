@@ -234,7 +234,8 @@ def execute(st: State, emit: Emit) -> int:
                                       tmin=tmin[0], tmax=tmax[0], t0r=t0r, median=median,
                                       wrong=wrong, factor=factor, table=table, emit=emit))
             comm.Barrier()      # nobody starts the next size before rank 0 has saved this one
-            dog.disarm()
+    # the watchdog stays armed from the first size to the end: no gap between sizes
+    dog.arm("finishing the run")
     if rank == 0:
         emit(f"# Out of bounds values : {total_wrong} {'OK' if total_wrong == 0 else 'FAILED'}")
         avg = sum(busbws) / len(busbws) if busbws else 0.0
@@ -243,6 +244,8 @@ def execute(st: State, emit: Emit) -> int:
         if marked and st.predict:
             emit(f"# * predicted beyond {st.predict.name}'s calibration data: {'; '.join(marked)}")
         emit(f"# Results: {', '.join(str(x) for x in st.paths)} (run {st.run_id})")
+    comm.Barrier()
+    dog.disarm()
     return 1 if total_wrong else 0
 
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
+
+from ._signals import install
 
 
 class Watchdog:
@@ -33,24 +34,11 @@ class Watchdog:
             self.timer = None
 
 
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
 
 def exit_on_signals(rank: int, host: str) -> None:
-    """Ctrl-C or SIGTERM ends this rank at once, even inside a blocking MPI call, so that
-    mpiexec ends the whole job (completed sizes are on disk already).
-
-    The signals are blocked in every thread and taken by one waiting thread: a Python
+    """Ctrl-C or SIGTERM ends this rank at once, even inside a blocking MPI call or when the
+    signal lands on a helper thread, so that mpiexec ends the whole job (completed sizes are
+    on disk already; every write is atomic).  The handlers are C (``_signals``): a Python
     handler would not run while the main thread waits inside MPI."""
-    sigs = set(EXIT_CODES)
-    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-
-    def wait() -> None:
-        sig = signal.sigwait(sigs)
-        name = signal.Signals(sig).name
-        sys.stderr.write(f"collbench run: rank {rank} ({host}): interrupted by {name}; ending "
-                         "the job (completed sizes are kept)\n")
-        sys.stderr.flush()
-        os._exit(EXIT_CODES[signal.Signals(sig)])
-
-    threading.Thread(target=wait, name="collbench-signals", daemon=True).start()
+    install(f"collbench run: rank {rank} ({host}): interrupted by ",
+            "; ending the job (completed sizes are kept)\n")

@@ -1,0 +1,215 @@
+"""Faults and hostile input (issue 10): signals to mpiexec or one rank, a stalled save under -T,
+a full disk, oversized work, bad data in files; each ends with one line and a defined exit
+code, and nothing already saved is lost.
+
+Time limits below are liveness limits (a hung job would take the subprocess timeout), not
+speed bounds: the jobs end within a fraction of a second when they work."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import collbench
+from collbench.errors import CollbenchError, InputError, ResultsFileError
+from test_run_mpi import MPIEXEC, mpirun, shim
+
+needs_mpi = pytest.mark.skipif(not MPIEXEC.exists(),
+                               reason="mpiexec from the mpich wheel is not installed next to "
+                                      "python (pip install '.[mpi]')")
+
+
+def rank_pids(job_pid):
+    """PIDs of the collbench ranks under one mpiexec (its proxies' children)."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True,
+                         text=True).stdout
+    procs = [l.split(None, 2) for l in out.splitlines() if l.strip()]
+    tree, frontier = set(), {job_pid}
+    while frontier:
+        kids = {int(p) for p, pp, _ in procs if int(pp) in frontier}
+        tree |= kids
+        frontier = kids
+    return sorted(int(p) for p, _, a in procs if int(p) in tree and "collbench" in a
+                  and "hydra" not in a)
+
+
+def start_long_run(csv):
+    return subprocess.Popen([str(MPIEXEC), "-n", "2", sys.executable, "-m", "collbench", "run",
+                             "-b", "8", "-e", "64M", "-f", "2", "-n", "50", "--algo", "ring",
+                             "--csv", str(csv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def wait_rows(csv, n, proc, limit=120):
+    deadline = time.time() + limit
+    while time.time() < deadline and proc.poll() is None:
+        if csv.exists() and len(pd.read_csv(csv, comment="#")) >= n:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the run did not save {n} rows")
+
+
+@needs_mpi
+@pytest.mark.parametrize("target", ["mpiexec", "rank"])
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_ends_job_with_one_line_and_keeps_rows(tmp_path, target, sig, code):
+    # Ctrl-C / SIGTERM to mpiexec or to one rank (the last one): every rank ends at once,
+    # even inside an MPI call, with "interrupted by SIG..." and exit 128 + signal; no MPICH
+    # assertion, no traceback, and every row saved before is still readable
+    csv = tmp_path / "r.csv"
+    p = start_long_run(csv)
+    try:
+        wait_rows(csv, 4, p)
+        os.kill(p.pid if target == "mpiexec" else rank_pids(p.pid)[-1], sig)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == code, (p.returncode, err)
+    name = signal.Signals(sig).name
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert lines and all(f"interrupted by {name}; ending the job" in l for l in lines), err
+    assert "Traceback" not in err and "Assertion" not in err
+    df = pd.read_csv(csv, comment="#")
+    assert len(df) >= 4 and list(df.nbytes[:4]) == [8, 16, 32, 64]
+
+
+@needs_mpi
+def test_stall_in_the_save_is_ended_by_the_watchdog(tmp_path):
+    # rank 0 stalls while saving the 3rd size; the other rank waits in the barrier after it.
+    # -T covers the save and its barrier: the job ends with exit 3 and the rows before stay.
+    env = shim(tmp_path,
+               "import time\n"
+               "import collbench.runtime.harness as h\n"
+               "orig = h.write_results\n"
+               "calls = []\n"
+               "def slow(df, path, **kw):\n"
+               "    calls.append(1)\n"
+               "    if len(calls) == 3:\n"
+               "        time.sleep(600)\n"
+               "    return orig(df, path, **kw)\n"
+               "h.write_results = slow\n")
+    csv = tmp_path / "r.csv"
+    r = mpirun(2, "-b", "8", "-e", "4K", "-f", "8", "--algo", "rd", "-T", "3", "--csv", csv,
+               env=env, timeout=120)
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    assert "timed out after 3 s in saving rd allreduce of 512 bytes" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert list(pd.read_csv(csv, comment="#").nbytes) == [8, 64]
+
+
+@needs_mpi
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux) to "
+                    "mount a small tmpfs in a private namespace")
+def test_full_disk_says_why_exit_2_every_rank(tmp_path):
+    # a tmpfs of 8 KiB fills up mid-run: one line naming the file and "disk full", exit 2,
+    # and the file on it still holds the rows of the last successful save
+    full = tmp_path / "full"
+    full.mkdir()
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                            f"mount -t tmpfs -o size=8k tmpfs {full}"], capture_output=True)
+    if probe.returncode:
+        pytest.skip("this kernel refuses tmpfs mounts in a user namespace: "
+                    + probe.stderr.decode(errors="replace").strip())
+    csv = full / "x.csv"
+    script = (f"mount -t tmpfs -o size=8k tmpfs {full} && "
+              f"{MPIEXEC} -n 2 {sys.executable} -m collbench run -b 8 -e 1M -f 2 -n 2 -w 0 "
+              f"--algo mpi,ring,rd --csv {csv}; rc=$?; cp {csv} {tmp_path}/kept.csv; exit $rc")
+    r = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=240)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    ours = [l for l in r.stderr.splitlines() if l.startswith("collbench")]
+    assert len(ours) == 1 and "disk full" in ours[0] and str(csv) in ours[0], r.stderr
+    assert "Traceback" not in r.stderr
+    kept = collbench.read_results(tmp_path / "kept.csv")
+    assert len(kept) > 10 and (kept.nwrong == 0).all()
+
+
+def test_too_many_tiers_is_refused_before_any_work(tmp_path):
+    for n in (18, 1000):
+        lines = ["name = 'deep'"]
+        for i in range(n):
+            lines += ["[[tiers]]", f"name = 't{i}'", "size = 2", "bw_gbps = 100"]
+        p = tmp_path / f"t{n}.toml"
+        p.write_text("\n".join(lines) + "\n")
+        with pytest.raises(CollbenchError, match=f"{n} tiers; at most 6"):
+            collbench.System.from_toml(p)
+
+
+def test_estimate_and_sweep_are_bounded():
+    from collbench.model.api import MAX_ESTIMATE_CELLS
+    sizes = np.arange(1, MAX_ESTIMATE_CELLS + 2, dtype=np.int64)
+    with pytest.raises(InputError, match="use collbench.planner"):
+        collbench.estimate("dgx-h100", sizes)
+    with pytest.raises(InputError, match="sweep is more than"):
+        collbench.sweep(None, sizes[: MAX_ESTIMATE_CELLS // 8], algorithms="all")
+    # the array path has no cap and stays cheap in memory
+    pl = collbench.planner("dgx-h100", nranks=8, algorithm="ring")
+    assert pl.time_us(sizes[:1000]).shape == (1, 1000)
+
+
+def write_rows(path, **changes):
+    df = pd.DataFrame({"source": ["measured"] * 3, "collective": ["allreduce"] * 3,
+                       "algorithm": ["mpi"] * 3, "nranks": [8] * 3,
+                       "nbytes": [1024, 1 << 20, 1 << 26], "time_us": [20.0, 120.0, 2400.0]})
+    for k, v in changes.items():
+        df[k] = v
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"time_us": [20.0, float("inf"), 2400.0]}, "row 2 has a time that is not finite"),
+    ({"time_us": [20.0, float("nan"), 2400.0]}, "row 2 has a time that is not finite"),
+    ({"time_us": [0.0, 120.0, 2400.0]}, "row 1 has a time that is not finite and > 0"),
+    ({"nbytes": [1024, -8, 1]}, "row 2 has a size that is not a whole number"),
+    ({"nranks": [8, 8, -3]}, "row 3 has a rank count"),
+    ({"collective": ["allreduce", "allgather", "allreduce"]}, "valid: allreduce, reduce_scatter"),
+])
+def test_bad_rows_in_a_results_file_are_refused(tmp_path, cli, changes, words):
+    p = write_rows(tmp_path / "rows.csv", **changes)
+    with pytest.raises(ResultsFileError, match=words):
+        collbench.read_results(p)
+    for cmd in (["calibrate", p, "-o", tmp_path / "s.toml"], ["report", p, "-o", tmp_path / "r"],
+                ["plot", p, "-o", tmp_path / "p"]):
+        r = cli(*cmd)
+        assert r.returncode == 2 and words.split(";")[0] in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not (tmp_path / "s.toml").exists()
+
+
+def test_files_with_only_the_required_columns_work_everywhere(tmp_path, cli):
+    # plot, report and calibrate on a plain CSV of the six required columns: bandwidths are
+    # derived, optional columns are absent, no traceback
+    p = write_rows(tmp_path / "rows.csv")
+    df = collbench.read_results(p)
+    assert df.busbw_gbps.iloc[1] == pytest.approx((1 << 20) / 120e3 * 2 * 7 / 8)
+    assert cli("plot", p, "-o", tmp_path / "p").returncode == 0
+    r = cli("report", p, "-o", tmp_path / "r")
+    assert r.returncode == 0 and "nan" not in (tmp_path / "r" / "report.md").read_text()
+    r = cli("calibrate", p, "-o", tmp_path / "s.toml")
+    assert r.returncode in (0, 2) and "Traceback" not in r.stderr, r.stderr
+    if r.returncode == 0:      # whatever it wrote loads back
+        collbench.System.from_toml(tmp_path / "s.toml")
+    p2 = tmp_path / "few.csv"
+    pd.read_csv(p).drop(columns=["algorithm"]).to_csv(p2, index=False)
+    r = cli("report", p2, "-o", tmp_path / "r2")
+    assert r.returncode == 2 and "it lacks algorithm" in r.stderr
+
+
+def test_calibrate_refuses_impossible_fits(tmp_path, cli):
+    # times 100x below what an 8-GPU H100 box can do: starting from its preset, a fit would
+    # need efficiencies far above 1; calibrate refuses and writes nothing
+    df = collbench.estimate("dgx-h100", 2.0 ** np.arange(10, 31), nranks=8, algorithm="ring")
+    rows = pd.DataFrame({"source": "measured", "collective": "allreduce", "algorithm": "ring",
+                         "nranks": 8, "nbytes": df.nbytes, "time_us": df.time_us / 100})
+    p = tmp_path / "fast.csv"
+    rows.to_csv(p, index=False)
+    r = cli("calibrate", p, "--system", "dgx-h100", "-o", tmp_path / "s.toml")
+    assert r.returncode == 2 and "faster than the line rate" in r.stderr, r.stderr
+    assert not (tmp_path / "s.toml").exists()
