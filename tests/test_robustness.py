@@ -213,3 +213,86 @@ def test_calibrate_refuses_impossible_fits(tmp_path, cli):
     r = cli("calibrate", p, "--system", "dgx-h100", "-o", tmp_path / "s.toml")
     assert r.returncode == 2 and "faster than the line rate" in r.stderr, r.stderr
     assert not (tmp_path / "s.toml").exists()
+
+
+NCCL_HEAD = """# nThread 1 nGpus 1 minBytes 8 maxBytes 64 step: 2(factor) warmup iters: 5 iters: 20
+#  Rank  0 Group  0 Pid 1 on host device  0 [0x07] NVIDIA H100 80GB HBM3
+#  Rank  1 Group  0 Pid 2 on host device  1 [0x0a] NVIDIA H100 80GB HBM3
+#                                                              out-of-place                       in-place
+#       size         count      type   redop    root     time   algbw   busbw #wrong     time   algbw   busbw #wrong
+#        (B)    (elements)                               (us)  (GB/s)  (GB/s)            (us)  (GB/s)  (GB/s)
+"""
+ROW = "{:>12} {:>12}     float     sum      -1  {:>7}    0.00    0.00      0  {:>7}    0.00    0.00      0\n"
+
+
+@pytest.mark.parametrize("size, t", [("-8", "10.00"), ("8", "nan"), ("8", "inf"), ("8", "0"),
+                                     ("8", "-3.0"), ("9" * 30, "3.00")])
+def test_import_never_writes_impossible_rows(tmp_path, cli, size, t):
+    # a bad row is refused (exit 2, one line) or left out; never written as data
+    p = tmp_path / "nccl.txt"
+    p.write_text(NCCL_HEAD + ROW.format(size, 2, t, t) + ROW.format(64, 16, "12.00", "12.00"))
+    r = cli("import", p, "-o", tmp_path / "o.csv")
+    assert r.returncode in (0, 2) and "Traceback" not in r.stderr, r.stderr
+    if r.returncode == 2:
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "o.csv").exists()
+    else:
+        df = collbench.read_results(tmp_path / "o.csv")      # checks every row as it reads
+        assert list(df.nbytes) == [64]
+    r = cli("import", p, "--nranks", "-3", "-o", tmp_path / "o2.csv")
+    assert r.returncode == 2 and "--nranks" in r.stderr and not (tmp_path / "o2.csv").exists()
+
+
+@pytest.mark.parametrize("doc", [
+    '{"args": [1, 2], "results": "x"}',
+    '{"args": {"a": 1}, "results": [{"size": "x"}, 3, null]}',
+    '{"results": [{"size": 8, "time": {"oop": "fast"}}]}',
+    "[" * 100_000 + "]" * 100_000,
+    '{"nccl": ' * 5000 + "1" + "}" * 5000,
+])
+def test_import_of_hostile_json_is_one_line(tmp_path, cli, doc):
+    p = tmp_path / "nccl.json"
+    p.write_text(doc)
+    r = cli("import", p, "--nranks", "2", "-o", tmp_path / "o.csv")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("extra, words", [
+    ("[[tiers]]\nname='t'\nsize=inf\nbw_gbps=3\n", "size"),
+    ("[[tiers]]\nname='t'\nsize=8\nbw_gbps=nan\n", "bw_gbps"),
+    ("[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n[calibration]\ngeomean_error='x'\n", "calibration"),
+    ("[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n[calibration]\nnranks=[1, -4]\n", "calibration"),
+    ("reduce_gbps = 1e300\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n", "reduce_gbps"),
+])
+def test_system_files_with_bad_numbers_are_one_line(tmp_path, cli, extra, words):
+    p = tmp_path / "s.toml"
+    p.write_text("name = 'x'\n" + extra)
+    with pytest.raises(CollbenchError, match=words):
+        collbench.System.from_toml(p)
+    r = cli("estimate", "--system", p)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_check_physical_refuses_what_no_hardware_does():
+    # the last gate before calibrate writes a system: each impossible fit named, nothing written
+    import dataclasses
+
+    from collbench.calibration.fitting import MAX_REDUCE_GBPS, check_physical
+    from collbench.errors import FitError
+    base = collbench.System.from_dict({"name": "b", "tiers": [{"name": "t", "size": 8,
+                                                               "bw_gbps": 100.0}]})
+    base = dataclasses.replace(base, calibration={"geomean_error": 0.05})
+    rows = pd.DataFrame({"predicted_us": [10.0, 20.0]})
+    check_physical(base, rows)                                       # a sound one passes
+    t = base.tiers[0]
+    cases = [
+        (dataclasses.replace(base, tiers=(dataclasses.replace(t, eff_hi=1.7),)), "above 1"),
+        (dataclasses.replace(base, reduce_gbps=MAX_REDUCE_GBPS * 3), "faster than any memory"),
+        (dataclasses.replace(base, calibration={"geomean_error": float("inf")}), "finite"),
+    ]
+    for system, words in cases:
+        with pytest.raises(FitError, match=words):
+            check_physical(system, rows)
+    with pytest.raises(FitError, match="finite"):
+        check_physical(base, pd.DataFrame({"predicted_us": [10.0, float("nan")]}))

@@ -16,6 +16,7 @@ import pandas as pd
 from ..algorithms import COLLECTIVES
 from ..errors import ImportParseError, InputError
 from ..fileio import read_text_file
+from ..units import MAX_BYTES
 from .schema import typed
 
 MAX_IMPORT_BYTES = 256 << 20
@@ -239,11 +240,12 @@ def import_file(path, *, collective=None, nranks=None) -> pd.DataFrame:
     except RecursionError:
         raise ImportParseError(f"{path}: JSON nested too deeply") from None
     df = pd.DataFrame(rows)
-    bad = ~((df["nbytes"] >= 0) & (df["time_us"].map(_finite_positive)))
+    size = pd.to_numeric(df["nbytes"], errors="coerce")
+    bad = ~((size >= 0) & (size <= MAX_BYTES) & (df["time_us"].map(_finite_positive)))
     if bad.any():
         r = df[bad].iloc[0]
         raise ImportParseError(f"{path}: row of size {r['nbytes']} has time {r['time_us']} us; "
-                               "sizes must be >= 0 and times finite and positive")
+                               f"sizes must be 0..{MAX_BYTES} (1 PiB) and times finite and positive")
     tool = {"nccl-json": "nccl-tests -J", "nccl-text": "nccl-tests", "osu": "OSU"}[kind]
     df = df.assign(run=f"import:{path.name}", tool=tool, file=str(path))
     return typed(df)
