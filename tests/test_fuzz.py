@@ -17,7 +17,7 @@ from collbench.model.system import System
 from collbench.results.importers import import_file
 from collbench.units import dtype, parse_factor, parse_size, size_range
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "raw"
+CORPUS = Path(__file__).resolve().parent / "data" / "corpus" / "raw"
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 

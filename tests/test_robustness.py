@@ -238,7 +238,7 @@ def test_import_never_writes_impossible_rows(tmp_path, cli, size, t):
         assert not (tmp_path / "o.csv").exists()
     else:
         df = collbench.read_results(tmp_path / "o.csv")      # checks every row as it reads
-        assert list(df.nbytes) == [64]
+        assert set(df.nbytes) == {64}
     r = cli("import", p, "--nranks", "-3", "-o", tmp_path / "o2.csv")
     assert r.returncode == 2 and "--nranks" in r.stderr and not (tmp_path / "o2.csv").exists()
 

@@ -1,11 +1,13 @@
 """``collbench import``: nccl-tests (text or -J JSON) and OSU output to results rows."""
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 
 from ..errors import InputError
 from ..fileio import user_path
-from ..results.importers import import_file
+from ..results.importers import read_output
 from ..results.io import check_path, write_results
 from ..results.schema import typed
 
@@ -19,6 +21,8 @@ def add_parser(sub) -> None:
     i.add_argument("--collective", default=None, help="override what the file says")
     i.add_argument("--nranks", type=int, default=None,
                    help="ranks, when the file does not say (OSU output never does)")
+    i.add_argument("-v", "--verbose", action="store_true",
+                   help="say how many lines were skipped and what was noted per file")
     i.set_defaults(func=run)
 
 
@@ -27,7 +31,20 @@ def run(args) -> int:
     out = check_path(args.output if args.output else files[0].with_suffix(".csv"))
     if out.resolve() in {p.resolve() for p in files}:
         raise InputError(f"-o {out} would overwrite an input file")
-    frames = [import_file(p, collective=args.collective, nranks=args.nranks) for p in args.files]
+    frames = []
+    for p in files:
+        got = read_output(p, collective=args.collective, nranks=args.nranks)
+        for w in got.warnings:
+            print(f"collbench import: warning: {w}", file=sys.stderr)
+        if args.verbose:
+            for n in got.notes:
+                print(f"# {n}")
+            runs = got.frame["run"].nunique()
+            print(f"# {p}: {len(got.frame)} rows in {runs} run(s): "
+                  f"{', '.join(sorted(set(got.frame.collective.astype(str))))} on "
+                  f"{', '.join(map(str, sorted(set(got.frame.nranks))))} ranks; "
+                  f"{got.skipped_lines} other lines skipped")
+        frames.append(got.frame)
     df = typed(pd.concat(frames, ignore_index=True))
     write_results(df, out, overwrite=False, run=df["run"].astype(str).unique().tolist())
     print(f"# {len(df)} rows from {len(args.files)} file(s) -> {out}")
