@@ -181,3 +181,24 @@ def test_damaged_other_inputs(tmp_path, cli):
     x.write_text("hello world\n")
     r = cli("import", x)
     assert r.returncode == 2 and "not nccl-tests output" in r.stderr
+
+
+def test_nccl_json_program_in_args_and_nan(tmp_path):
+    # nccl-tests -J as written by recent versions: the program is args[0], devices at the top,
+    # root printed as a padded string, "nan" for an unmeasured value
+    doc = {"version": 1, "args": ["/opt/nccl-tests/build/all_gather_perf", "-b", "8"],
+           "nccl_version": 22703, "config": {"iterations": 20},
+           "devices": [{"rank": r, "hostname": f"h{r // 4}"} for r in range(8)],
+           "results": [{"size": n, "count": n // 32, "type": "float", "redop": "none",
+                        "root": "    -1",
+                        "out_of_place": {"time": 10.0, "alg_bw": n / 1e4, "bus_bw": n / 1e4 * 7 / 8,
+                                         "nwrong": 0.0},
+                        "in_place": {"time": "nan", "alg_bw": 0, "bus_bw": 0, "nwrong": None}}
+                       for n in (1024, 1 << 20)]}
+    p = tmp_path / "ag.json"
+    p.write_text(json.dumps(doc))
+    res = read_output(p)
+    df = res.frame
+    assert (df.collective == "all_gather").all() and (df.nranks == 8).all()
+    assert list(df.placement) == ["out-of-place"] * 2 and set(df.host) == {"h0,h1"}
+    assert (df.tool == "nccl-tests -J").all() and (df.iters == 20).all()
