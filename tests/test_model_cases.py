@@ -195,3 +195,28 @@ def test_sweep_grid():
     assert set(df[df.system == "dgx-h100"].nranks) == {8, 64, 384}
     assert set(df[df.system == "cloudmatrix384"].nranks) == {8, 64, 384}
     assert (df.source == "model").all()
+
+
+def test_physics_at_scale_holds_everywhere():
+    # issue 12: no algorithm beats ceil(log2 p) rounds of 0.3 us at 8 B, and a direct one sends
+    # p-1 messages per shot at no more than 200 M messages/s, on every preset at every scale
+    from collbench.algorithms import COLLECTIVES
+    from collbench.algorithms.base import ceil_log2
+    from collbench.model.system import load_system
+    checked = 0
+    for name in collbench.systems():
+        s = load_system(name)
+        counts = {2, 3, 8, 64, 72, 384, 1024, 8192, s.tiers[0].size, s.max_ranks}
+        for p in sorted(c for c in counts if c <= s.max_ranks):
+            for coll in COLLECTIVES:
+                df = collbench.estimate(s, 8, nranks=p, collective=coll, algorithm="all",
+                                        library_only=False)
+                for r in df.itertuples():
+                    floor = ceil_log2(p) * 0.3
+                    if r.algorithm == "mesh":
+                        floor = max(floor, (p - 1) * 0.005)
+                    if r.algorithm == "mesh2":
+                        floor = max(floor, 2 * (p - 1) * 0.005)
+                    assert r.time_us >= floor - 1e-9, (name, p, coll, r.algorithm, r.time_us)
+                    checked += 1
+    assert checked > 1000

@@ -17,7 +17,8 @@ def evaluate(const double[::1] nbytes,
              const double[:, ::1] x0, const double[:, ::1] slope,
              const double[:, ::1] cb_lo, const double[:, ::1] cb_hi,
              const double[::1] lat, const double[::1] red, const int[::1] mode,
-             const double[::1] pipe_d, const double[::1] pipe_a, const int[::1] group,
+             const double[::1] pipe_d, const double[::1] pipe_a, const double[::1] floor,
+             const int[::1] group,
              double[:, ::1] out_time, double[:, ::1] out_lat, double[:, ::1] out_bw,
              double[:, ::1] out_red, int[:, ::1] out_choice, int overlap=0):
     """Fill out_* [ngroups, nsizes] with the cheapest plan of each group for each size.
@@ -25,6 +26,7 @@ def evaluate(const double[::1] nbytes,
     Per plan row j and tier k: cb = coef/bw (us/byte), efficiency e_lo below lo_n bytes,
     e_hi above hi_n, and e_lo + (log(n) - x0) * slope between; cb_lo = cb / e_lo and
     cb_hi = cb / e_hi are the flat parts, precomputed.  A size of 0 costs nothing.
+    floor: per plan the latency no algorithm can beat (ceil(log2 p) rounds, direct messages).
     overlap=1: the reduction runs under the transfer, time = latency + max(bw, reduce).
     """
     cdef Py_ssize_t n = nbytes.shape[0], P = lat.shape[0], T = cb.shape[1]
@@ -77,6 +79,8 @@ def evaluate(const double[::1] nbytes,
                     bt = bt * (1.0 + (d - 1.0) / kk)
                 elif d > 0.0:
                     lt = lt + d * pipe_a[j]
+                if lt < floor[j]:
+                    lt = floor[j]
                 rt = x * red[j]
                 if overlap:
                     t = lt + (bt if bt > rt else rt)

@@ -79,6 +79,7 @@ class Plan:
     pipe_a: float = 0.0               # mean latency per hop for pipelined plans
     mul_lo: float = 1.0               # implementation's efficiency relative to the tiers'
     mul_hi: float = 1.0               # curves, at small / large sizes
+    floor: float = 0.0                # us: the latency no algorithm can beat (latency_floor)
     coef: list[float] = field(default_factory=list)
     logscale: list[float] = field(default_factory=list)
 
@@ -159,6 +160,24 @@ class PlanContext:
     collective: str
     allowed: frozenset[str]
     flat: Callable[[str, str, Geometry], Plan]
+
+
+# Physical floor of any collective's latency (issue 12: no algorithm may beat it at any scale).
+# A message between two chips takes at least MIN_ROUND_US (the lowest one-hop latencies
+# published for NVLink/UB are above it; NCCL's LL per-step NVLink constant is 0.6 us), and a chip
+# injects at most 200 M messages per second (MSG_US per message).
+MIN_ROUND_US = 0.3
+MSG_US = 0.005
+
+
+def latency_floor(algorithm: Algorithm, p: int) -> float:
+    """At least ceil(log2 p) rounds for any algorithm; a direct one also sends p-1 messages
+    per shot."""
+    if p <= 1:
+        return 0.0
+    rounds = ceil_log2(p) * MIN_ROUND_US
+    direct = algorithm.direct_shots * (MIN_ROUND_US + (p - 1) * MSG_US)
+    return max(rounds, direct)
 
 
 def log2floor(p: int) -> int:
@@ -287,6 +306,7 @@ class Algorithm:
     runs: dict[str, RunFn] = field(default_factory=dict)
     run_descriptions: dict[str, str] = field(default_factory=dict)
     run_variants: dict[str, str] = field(default_factory=dict)
+    direct_shots: int = 0       # a direct algorithm: rounds in which every rank sends p-1 messages
 
     def plan(self, *collectives: str) -> Callable[[PlanFn], PlanFn]:
         def deco(fn: PlanFn) -> PlanFn:

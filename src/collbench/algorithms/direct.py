@@ -6,8 +6,10 @@ from __future__ import annotations
 from ..errors import NotApplicable
 from .base import MAX, Algorithm, Geometry, Plan, PlanContext, RefLevels, need_switched
 
-mesh = Algorithm("mesh", "one-shot direct: every rank sends its data to every peer at once")
-mesh2 = Algorithm("mesh2", "two-shot direct: direct reduce-scatter, then direct all-gather")
+mesh = Algorithm("mesh", "one-shot direct: every rank sends its data to every peer at once",
+                 direct_shots=1)
+mesh2 = Algorithm("mesh2", "two-shot direct: direct reduce-scatter, then direct all-gather",
+                  direct_shots=2)
 
 
 def direct_plan(g: Geometry, algo: str, frac_per_peer: float, rounds: int, red: float) -> Plan:

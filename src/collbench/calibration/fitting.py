@@ -41,6 +41,8 @@ SEPARABLE = 0.03                     # a column must keep 3% of its norm after p
 NEGLIGIBLE = 1e-4                    # RMS change in log time per unit of a parameter
 
 
+MAX_REDUCE_GBPS = 1e5      # no chip reduces faster than 100 TB/s of input (HBM3e: ~8 TB/s)
+
 @dataclass
 class Group:
     """Rows of one (collective, ranks, algorithm) and the plans that model them."""
@@ -59,6 +61,7 @@ class Group:
     S: np.ndarray                     # [plans, tiers]: latency per us of tier latency
     PA0: np.ndarray
     SP: np.ndarray
+    floor: np.ndarray                 # physical latency floor per plan (not fitted)
 
 
 @dataclass
@@ -131,7 +134,7 @@ def build_groups(system: System, df: pd.DataFrame):
             coll, p, algo, impl, np.asarray(idx), df["nbytes"].to_numpy(float)[idx],
             c0.coef[members], c0.lsc[members], c0.mode[members], c0.pipe_d[members],
             np.array([c0.plans[j].red for j in members]), c0.lat[members], S,
-            c0.pipe_a[members], SP))
+            c0.pipe_a[members], SP, c0.floor[members]))
     return groups, sorted(skipped.items(), key=lambda kv: -kv[1])
 
 
@@ -155,6 +158,7 @@ class Model:
         self.L0 = cat([g.L0 for g in groups])
         self.S = cat([g.S for g in groups])
         self.PA0 = cat([g.PA0 for g in groups])
+        self.floor = cat([g.floor for g in groups])
         self.SP = cat([g.SP for g in groups])
         self.group = cat([np.full(len(g.L0), i, np.intc) for i, g in enumerate(groups)])
         impls = sorted({g.impl for g in groups if g.impl}, key=str)
@@ -193,7 +197,7 @@ class Model:
         a = self.lat_hw + lat_sw + step[:, None]            # [rows, tiers]
         args = kernel_args(self.coef, self.lsc, np.maximum(0.0, b + self.L0 + (self.S * a).sum(1)),
                            self.red0 / rate, self.mode, self.pipe_d,
-                           self.PA0 + (self.SP * a).sum(1), self.group,
+                           self.PA0 + (self.SP * a).sum(1), self.floor, self.group,
                            (self.bw, eff_lo, eff_hi, llo, lhi), flo, f)
         out, choice = self.bufs
         _kernels.evaluate(self.sizes, *args, *out, choice, self.overlap)
@@ -229,8 +233,8 @@ def _params(system: System, groups, free_bw: bool):
     # the fixed costs last: at a single rank count they and the per-step latencies are one
     # number per algorithm, and the per-step ones are what carries over to other rank counts
     ps += [Param("base_lat_us", "base", None, False, 0.0, 1e6, system.base_lat_us),
-           Param("reduce_gbps", "reduce", None, True, math.log(1e-3), math.log(1e6),
-                 math.log(system.reduce_gbps))]
+           Param("reduce_gbps", "reduce", None, True, math.log(1e-3), math.log(MAX_REDUCE_GBPS),
+                 math.log(min(system.reduce_gbps, MAX_REDUCE_GBPS)))]
     for name in impls:
         spec = system.implementations.get(name, {})
         ps.append(Param(f"{name}: base_us", "ibase", name, False, -1e4, 1e5,
@@ -425,9 +429,6 @@ def fit(df: pd.DataFrame, system: System | None = None, *, files=(), name=None,
                time.perf_counter() - t0, nfev)
 
 
-MAX_REDUCE_GBPS = 1e5      # no chip reduces faster than 100 TB/s of input (HBM3e: ~8 TB/s)
-
-
 def check_physical(system: System, rows: pd.DataFrame) -> None:
     """Refuse a fit that is not physically sound or that collbench could not load back."""
     err = system.calibration.get("geomean_error")
@@ -445,7 +446,7 @@ def check_physical(system: System, rows: pd.DataFrame) -> None:
                            f"message size ({t.eff_hi_bytes:.3g} B) to follow rows that are faster "
                            "than the line rate allows; the base system's bandwidth is too low "
                            "for these measurements")
-    if system.reduce_gbps > MAX_REDUCE_GBPS:
+    if system.reduce_gbps > MAX_REDUCE_GBPS * (1 + 1e-9):
         raise FitError(f"fitted reduction rate {system.reduce_gbps:.3g} GB/s is faster than any "
                        f"memory ({MAX_REDUCE_GBPS:g} GB/s); the rows do not identify it")
     try:

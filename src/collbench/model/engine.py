@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..algorithms import AUTO, REGISTRY, for_collective
-from ..algorithms.base import Geometry, Plan, PlanContext
+from ..algorithms.base import Geometry, Plan, PlanContext, latency_floor
 from ..algorithms.hier import label_matches, parse_label
 from ..errors import InputError, NotApplicable
 from . import _kernels
@@ -56,8 +56,9 @@ def build(system: System, p: int, coll: str, algo: str, allowed: frozenset[str])
             labels = sorted({pl.label for pl in (every if isinstance(every, list) else [every])})
             raise NotApplicable(f"no plan {algo} here; hier plans for {p} ranks: "
                                 f"{', '.join(labels[:12])}{' ...' if len(labels) > 12 else ''}")
-    for pl in plans:
+    for pl in plans:    # launch cost; the physical floor applies to the whole latency
         pl.lat += system.base_lat_us
+        pl.floor = latency_floor(REGISTRY[pl.algorithm], p)
     return plans
 
 
@@ -163,6 +164,7 @@ class Compiled:
         self.mode = np.array([p.mode for p in self.plans], dtype=np.intc)
         self.pipe_d = np.array([p.pipe_d for p in self.plans], dtype=float)
         self.pipe_a = np.array([p.pipe_a for p in self.plans], dtype=float)
+        self.floor = np.array([p.floor for p in self.plans], dtype=float)
         # a plan may belong to several groups (e.g. ring and auto): one kernel row per (plan, group)
         rows = [(j, g) for g, (_, members) in enumerate(self.groups) for j in members]
         idx = np.array([j for j, _ in rows], dtype=np.intp)
@@ -171,7 +173,7 @@ class Compiled:
         self.overlap = int(s.overlap_reduce)
         self.k_args = kernel_args(
             self.coef[idx], self.lsc[idx], self.lat[idx], self.red[idx], self.mode[idx],
-            self.pipe_d[idx], self.pipe_a[idx], group, tier_arrays(s),
+            self.pipe_d[idx], self.pipe_a[idx], self.floor[idx], group, tier_arrays(s),
             np.array([self.plans[j].mul_lo for j in idx]),
             np.array([self.plans[j].mul_hi for j in idx]))
         # names for frames: per plan its algorithm and label
@@ -206,7 +208,8 @@ def tier_arrays(system: System) -> tuple[np.ndarray, ...]:
 
 
 def kernel_args(coef: np.ndarray, lsc: np.ndarray, lat: Any, red: Any, mode: Any, pipe_d: Any,
-                pipe_a: Any, group: Any, tiers: tuple[np.ndarray, ...], mul_lo: Any = 1.0,
+                pipe_a: Any, floor: Any, group: Any, tiers: tuple[np.ndarray, ...],
+                mul_lo: Any = 1.0,
                 mul_hi: Any = 1.0) -> tuple[np.ndarray, ...]:
     """The kernel's arguments for plan rows (coef/logscale [rows, tiers], per-row latency,
     reduction us/byte, mode, pipelining, group) on tiers given by ``tier_arrays``;
@@ -228,13 +231,15 @@ def kernel_args(coef: np.ndarray, lsc: np.ndarray, lat: Any, red: Any, mode: Any
         c(cb / e_lo),                                            # cb_lo
         c(cb / e_hi),                                            # cb_hi
         c(lat, dtype=float), c(red, dtype=float), c(mode, dtype=np.intc),
-        c(pipe_d, dtype=float), c(pipe_a, dtype=float), c(group, dtype=np.intc))
+        c(pipe_d, dtype=float), c(pipe_a, dtype=float), c(floor, dtype=float),
+        c(group, dtype=np.intc))
 
 
 def evaluate_numpy(nbytes: np.ndarray, k_args: tuple[np.ndarray, ...], out: list[np.ndarray],
                    choice: np.ndarray, overlap: int = 0) -> None:
     """The kernel's formula vectorised with NumPy (used to check and to race the kernel)."""
-    (cb, lo_n, hi_n, e_lo, e_hi, x0, slope, _, _, lat, red, mode, pipe_d, pipe_a, group) = k_args
+    (cb, lo_n, hi_n, e_lo, e_hi, x0, slope, _, _, lat, red, mode, pipe_d, pipe_a, floor,
+     group) = k_args
     x = np.asarray(nbytes, dtype=float)
     pos = x > 0
     lx = np.log(np.where(pos, x, 1.0))
@@ -259,6 +264,7 @@ def evaluate_numpy(nbytes: np.ndarray, k_args: tuple[np.ndarray, ...], out: list
             bt = bt * (1.0 + (d - 1.0) / kk)
         elif d > 0.0:
             lt = lt + d * a
+        lt = np.maximum(lt, floor[j])
         rt = x * red[j]
         t = lt + (np.maximum(bt, rt) if overlap else bt + rt)
         g = group[j]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..algorithms import REGISTRY, for_collective
-from ..algorithms.base import RefContext, RefLevels
+from ..algorithms.base import RefContext, RefLevels, latency_floor
 from ..algorithms.hier import parse_label
 from ..errors import NotApplicable
 
@@ -54,7 +54,7 @@ def cost(system: Any, nranks: int, nbytes: float, *, collective: str = "allreduc
         lat, bw, redb = _flat(name, r)
     except NotApplicable:
         return None
-    lat += system.base_lat_us
+    lat = max(lat + system.base_lat_us, latency_floor(REGISTRY[name], nranks))
     red = redb / (system.reduce_gbps * 1e3)
     t = lat + (max(bw, red) if system.overlap_reduce else bw + red)
     return (t, lat, bw, red)
