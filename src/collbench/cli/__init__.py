@@ -1,4 +1,4 @@
-"""Command line: ``collbench estimate|systems|run|sweep|plot|report|import|calibrate``
+"""Command line: ``collbench estimate|systems|run|sweep|plot|report|compare|import|calibrate``
 (also ``python -m collbench``).  One module per command; argparse lives here only.
 
 Any ``CollbenchError`` prints one line ``collbench: error: ...`` and exits with code 2;
@@ -11,10 +11,10 @@ import sys
 
 from .. import __version__
 from ..errors import CollbenchError
-from . import calibrate, estimate, importer, plot, report, run, sweep, systems
+from . import calibrate, compare, estimate, importer, plot, report, run, sweep, systems
 from .common import Parser
 
-COMMANDS = (estimate, systems, run, sweep, plot, report, importer, calibrate)
+COMMANDS = (estimate, systems, run, sweep, plot, report, compare, importer, calibrate)
 
 
 def build_parser() -> Parser:
