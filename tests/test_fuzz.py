@@ -16,8 +16,9 @@ from collbench.errors import CollbenchError
 from collbench.model.system import System
 from collbench.results.importers import import_file
 from collbench.units import dtype, parse_factor, parse_size, size_range
+from collbench.validation import corpus_dir
 
-CORPUS = Path(__file__).resolve().parent / "data" / "corpus" / "raw"
+CORPUS = corpus_dir() / "raw"
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 

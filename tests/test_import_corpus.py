@@ -1,17 +1,17 @@
-"""Every real output of the corpus (tests/data/corpus: 92 public nccl-tests, rccl-tests and OSU
+"""Every real output of the corpus (collbench/validation/corpus, shipped in the package: 92 public nccl-tests, rccl-tests and OSU
 outputs, copied byte for byte, with index.tsv giving each one's collective, ranks and source)
 imports with the right collective, the right rank count and every row of its tables, or is
 refused with one line when it has no usable rows."""
 import csv
 import re
-from pathlib import Path
 
 import pytest
 
 from collbench.errors import CollbenchError
 from collbench.results.importers import read_output
+from collbench.validation import corpus_dir
 
-CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
+CORPUS = corpus_dir()
 INDEX = list(csv.DictReader(open(CORPUS / "index.tsv"), delimiter="\t"))
 
 # files with no usable rows, refused with one line naming what is missing

@@ -1,4 +1,5 @@
-"""Command line: ``collbench estimate|systems|run|sweep|plot|report|compare|import|calibrate``
+"""Command line: ``collbench estimate|systems|run|sweep|plot|report|compare|import|calibrate|
+validate``
 (also ``python -m collbench``).  One module per command; argparse lives here only.
 
 Any ``CollbenchError`` prints one line ``collbench: error: ...`` and exits with code 2;
@@ -11,10 +12,11 @@ import sys
 
 from .. import __version__
 from ..errors import CollbenchError
-from . import calibrate, compare, estimate, importer, plot, report, run, sweep, systems
+from . import calibrate, compare, estimate, importer, plot, report, run, sweep, systems, validate
 from .common import Parser
 
-COMMANDS = (estimate, systems, run, sweep, plot, report, compare, importer, calibrate)
+COMMANDS = (estimate, systems, run, sweep, plot, report, compare, importer, calibrate,
+            validate)
 
 
 def build_parser() -> Parser:

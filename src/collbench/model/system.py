@@ -25,7 +25,7 @@ from ..fileio import read_text_file
 TOPOLOGIES = ("switch", "fullmesh", "ring", "torus")
 MAX_TIERS = 6                  # hier enumerates 3^(tiers-1) x 7 plans: bounded work
 MAX_FILE_BYTES = 1 << 20       # a system file larger than 1 MiB is not a system file
-LIBRARIES = ("nccl", "hccl", "mpi", "custom")
+LIBRARIES = ("nccl", "rccl", "hccl", "mpi", "custom")
 
 # Tier fields that are numbers and must carry a source in a preset.
 TIER_NUMBERS = ("size", "bw_gbps", "lat_hw_us", "lat_sw_us", "oversub", "eff_lo", "eff_hi",

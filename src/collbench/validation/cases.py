@@ -1,0 +1,168 @@
+"""Validation cases: each corpus output the model can be held against, the system that
+describes its hardware, and the errors of that system's estimates per collective.
+
+A case is one run of one corpus file (its out-of-place rows); the model is asked for ``auto``
+(the library's own choice, as nccl-tests measures it) at the run's rank count, with the node tier
+holding the GPUs per node the run used (``per_node`` in index.tsv).  Errors are geometric means
+of |log(predicted / measured)| expressed as percentages, from 1 MiB and over all sizes.
+"""
+from __future__ import annotations
+
+import csv
+import fnmatch
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CollbenchError, InputError
+from ..model.api import estimate
+from ..model.system import System, load_system
+from ..results.importers import read_output
+from . import corpus_dir, systems_dir
+
+# corpus id pattern -> system (a preset name or a file in systems/); first match wins.
+# Cases left out say why (shown by ``collbench validate --all``).
+CASE_SYSTEMS: list[tuple[str, str]] = [
+    ("alcf-polaris-*-s1", "-NCCL over TCP sockets (setup 1): a transport collbench does not model"),
+    ("alcf-polaris-*-s2", "-NCCL over TCP sockets (setup 2): a transport collbench does not model"),
+    ("alcf-polaris-*-2023", "-environment not recorded (transport unknown)"),
+    ("alcf-polaris-*", "alcf-polaris"),
+    ("alcf-sirius-*-s1", "-NCCL over TCP sockets (setup 1): a transport collbench does not model"),
+    ("alcf-sirius-*", "alcf-polaris"),
+    ("alcf-sophia-*", "dgx-a100"),
+    ("odd-alcf-sophia-*", "-no table rows (the job failed)"),
+    ("*autodl-2080ti-*", "pc-2080ti-pcie"),
+    ("odd-snellius-h100-1gpu*", "-one GPU: nothing crosses a link"),
+    ("snellius-h100-*", "snellius-h100"),
+    ("tl-a100pcie-2node-gdroff-*", "-GPUDirect RDMA off: a host bounce collbench does not model"),
+    ("tl-a100pcie-*", "a100-pcie-ib"),
+    ("*xx-h100-*", "dgx-h100"),
+    ("rccl-mi300x-*", "mi300x-node"),
+    ("rccl-mi355x-*", "-MI355X: no system written yet"),
+    ("odd-aws-p4de-*", "aws-p4de"),
+    ("odd-aws-p5-*", "dgx-h100"),
+    ("*osu-azure-*", "-CPU ranks over MPI: no system written yet"),
+    ("other-*", "-not nccl-tests output"),
+]
+CASE_COLUMNS = ["case", "system", "collective", "nranks", "per_node", "rows", "error_1m",
+                "error_all", "worst_size", "worst_error", "algorithm", "note"]
+
+
+def index() -> list[dict[str, str]]:
+    with open(corpus_dir() / "index.tsv", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def system_for(case_id: str) -> tuple[str | None, str]:
+    """(system, '') for a case collbench describes, (None, why not) otherwise."""
+    for pattern, target in CASE_SYSTEMS:
+        if fnmatch.fnmatch(case_id, pattern):
+            return (None, target[1:]) if target.startswith("-") else (target, "")
+    return None, "no system matches this case"
+
+
+def _system(name: str) -> System:
+    own = systems_dir() / f"{name}.toml"
+    return load_system(str(own) if own.exists() else name)
+
+
+def per_node_system(system: System, per_node: int) -> System:
+    """The system with its node tier holding the GPUs per node a run used (rank placement:
+    collbench fills inner tiers first)."""
+    t0 = system.tiers[0]
+    if per_node >= t0.size or len(system.tiers) < 2:
+        return system
+    return replace(system, tiers=(replace(t0, size=per_node), *system.tiers[1:]))
+
+
+def _error(meas: np.ndarray, pred: np.ndarray) -> float:
+    if len(meas) == 0:
+        return math.nan
+    return float(np.exp(np.mean(np.abs(np.log(pred / meas)))) - 1)
+
+
+def validate(system: str | System | None = None, case: str | None = None) -> pd.DataFrame:
+    """One row per (case, run, collective): errors of ``auto``'s estimates against the
+    measurement.  ``system``: hold every case against this system instead of its own;
+    ``case``: a glob over corpus ids."""
+    rows = []
+    chosen = load_system(system) if system is not None else None
+    entries = [e for e in index() if case is None or fnmatch.fnmatch(e["id"], case)]
+    if not entries:
+        raise InputError(f"no corpus case matches {case!r}; e.g. 'xx-h100-*', 'alcf-polaris-n8-*'")
+    for e in entries:
+        name, why = system_for(e["id"])
+        if chosen is None and name is None:
+            rows.append({"case": e["id"], "system": "", "note": why})
+            continue
+        sys_ = chosen if chosen is not None else _system(name or "")
+        path = next((corpus_dir() / "raw").glob(e["id"] + ".*"))
+        try:
+            df = read_output(path).frame
+        except CollbenchError as exc:
+            rows.append({"case": e["id"], "system": sys_.name, "note": f"not imported: {exc}"})
+            continue
+        df = df[(df.placement == "out-of-place") & (df.nbytes > 0)]
+        per_node = int(e["per_node"]) if e["per_node"].isdigit() else sys_.tiers[0].size
+        s = per_node_system(sys_, per_node)
+        for (run, coll, p), g in df.groupby(["run", "collective", "nranks"], observed=True):
+            p = int(p)
+            if p < 2:
+                rows.append({"case": e["id"], "system": s.name, "collective": str(coll),
+                             "nranks": p, "note": "one rank: nothing crosses a link"})
+                continue
+            if p > s.max_ranks:
+                rows.append({"case": e["id"], "system": s.name, "collective": str(coll),
+                             "nranks": p, "note": f"{p} ranks: more than {s.name} holds"})
+                continue
+            g = g.sort_values("nbytes")
+            sizes = g.nbytes.to_numpy(np.int64)
+            try:
+                est = estimate(s, sizes, nranks=p, collective=str(coll), algorithm="auto")
+            except CollbenchError as exc:
+                rows.append({"case": e["id"], "system": s.name, "collective": str(coll),
+                             "nranks": p, "note": f"no estimate: {exc}"})
+                continue
+            meas = g.time_us.to_numpy(float)
+            pred = est.time_us.to_numpy(float)
+            big = sizes >= 1 << 20
+            lr = np.log(pred / meas)
+            w = int(np.argmax(np.abs(lr)))
+            rows.append({
+                "case": e["id"], "system": s.name, "collective": str(coll), "nranks": p,
+                "per_node": per_node, "rows": len(g), "error_1m": _error(meas[big], pred[big]),
+                "error_all": _error(meas, pred), "worst_size": int(sizes[w]),
+                "worst_error": float(np.exp(lr[w]) - 1),
+                "algorithm": str(est.variant.iloc[-1]),
+                "note": "" if df.run.nunique() == 1 else str(run)})
+    out = pd.DataFrame(rows, columns=CASE_COLUMNS)
+    return out.astype({"nranks": "Int64", "per_node": "Int64", "rows": "Int64",
+                       "worst_size": "Int64"})
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per system and collective: cases, geometric-mean errors, and how many meet the targets
+    (<= 10% from 1 MiB, <= 20% over all sizes)."""
+    t = table.dropna(subset=["error_all"])
+    if t.empty:
+        return pd.DataFrame(columns=["system", "collective", "cases", "error_1m", "error_all",
+                                     "within_targets"])
+
+    def gm(x):
+        x = x.dropna()
+        return float(np.exp(np.mean(np.log1p(x))) - 1) if len(x) else math.nan
+
+    return (t.groupby(["system", "collective"], sort=True)
+            .apply(lambda g: pd.Series({
+                "cases": len(g), "error_1m": gm(g.error_1m), "error_all": gm(g.error_all),
+                "within_targets": int(((g.error_1m.fillna(0) <= 0.10)
+                                       & (g.error_all <= 0.20)).sum())}),
+                   include_groups=False)
+            .reset_index())
+
+
+def case_path(case_id: str) -> Path:
+    return next((corpus_dir() / "raw").glob(case_id + ".*"))
