@@ -16,9 +16,10 @@ from .model import (  # noqa: E402
                     preset,
                     sweep,
                     systems,
+                    versus,
 )
 from .results import SCHEMA_COLUMNS, read_results, write_results  # noqa: E402
 
-__all__ = ["estimate", "sweep", "planner", "Planner", "Estimates", "systems", "preset",
+__all__ = ["estimate", "sweep", "planner", "versus", "Planner", "Estimates", "systems", "preset",
            "load_system", "System", "Tier", "ALGORITHMS", "COLLECTIVES", "SCHEMA_COLUMNS",
            "read_results", "write_results", "CollbenchError", "errors", "__version__"]

@@ -12,11 +12,23 @@ import sys
 
 from .. import __version__
 from ..errors import CollbenchError
-from . import calibrate, compare, estimate, importer, plot, report, run, sweep, systems, validate
+from . import (
+    calibrate,
+    compare,
+    compare_systems,
+    estimate,
+    importer,
+    plot,
+    report,
+    run,
+    sweep,
+    systems,
+    validate,
+)
 from .common import Parser
 
-COMMANDS = (estimate, systems, run, sweep, plot, report, compare, importer, calibrate,
-            validate)
+COMMANDS = (estimate, systems, compare_systems, run, sweep, plot, report, compare, importer,
+            calibrate, validate)
 
 
 def build_parser() -> Parser:

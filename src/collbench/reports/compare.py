@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..results.schema import column
-from .plots import _plt, _size_axis, algorithm_colour
+from .plots import _plt, _size_axis, algorithm_colour, ratio_axis
 
 KEYS = ["collective", "algorithm", "placement", "nranks", "nbytes"]
 SLOWER, FASTER, SAME = "slower", "faster", "same"
@@ -102,12 +102,7 @@ def plot_comparison(cmp: Comparison, path, base_name: str, new_name: str):
             s = g[g.verdict == verdict]
             ax.scatter(s.nbytes, s.ratio, s=45, facecolors="none", edgecolors=ring, lw=1.3,
                        zorder=5)
-    ax.set_yscale("log")
-    from matplotlib.ticker import FuncFormatter
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(
-        lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** np.floor(np.log10(v))) in (2, 3, 5)
-        else ""))
+    ratio_axis(ax)
     _size_axis(ax)
     ax.set_xlabel("size")
     ax.set_ylabel(f"time ratio {new_name} / {base_name}")

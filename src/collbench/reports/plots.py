@@ -202,3 +202,52 @@ def plot_crossover(system, out: Path, library_only=True) -> Path:
     return path
 
 
+
+
+def ratio_axis(ax) -> None:
+    """A log y axis of ratios labelled 0.2, 0.5, 1, 2, 5 (not 10^0)."""
+    from matplotlib.ticker import FuncFormatter
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(
+        lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** np.floor(np.log10(v))) in (2, 3, 5)
+        else ""))
+
+
+def plot_versus(v, path: Path) -> Path:
+    """Time on each other system / time on the first, by size: one panel per collective, one
+    line per chip count (darker = more chips), one line style per other system."""
+    plt = _plt()
+    t = v.table[v.table.nbytes > 0]
+    colls = list(dict.fromkeys(t.collective))
+    base, others = v.systems[0], v.systems[1:]
+    fig, axes = plt.subplots(1, len(colls), figsize=(5.2 * len(colls), 5.0), sharey=True,
+                             squeeze=False)
+    counts = sorted(t.nranks.unique())
+    cmap = plt.get_cmap("viridis")
+    styles = ["-", "--", ":", "-."]
+    for ax, coll in zip(axes[0], colls):
+        g = t[t.collective == coll]
+        for i, p in enumerate(counts):
+            gp = g[g.nranks == p].pivot(index="nbytes", columns="system", values="time_us")
+            if base not in gp:
+                continue
+            for j, other in enumerate(others):
+                if other not in gp:
+                    continue
+                ratio = gp[other] / gp[base]
+                ax.plot(ratio.index, ratio.values, styles[j % 4], lw=1.7,
+                        color=cmap(0.9 * i / max(1, len(counts) - 1)),
+                        label=f"{other} / {base}, {p:,} chips")
+        ax.axhline(1.0, color="#444444", lw=0.9)
+        ratio_axis(ax)
+        _size_axis(ax)
+        ax.set_title(coll)
+        ax.set_xlabel("size")
+    axes[0][0].set_ylabel(f"time ratio to {base} (above 1: {base} faster)")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{', '.join(others)} against {base}, equal chip counts, auto algorithm (model)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
