@@ -43,7 +43,7 @@ def test_sweep_plot_report(cli, tmp_path):
     r = cli("report", model, meas, "-o", out, "--crossover", "dgx-h100")
     assert r.returncode == 0, r.stderr
     text = (out / "report.md").read_text()
-    assert "## Measured all-reduce" in text and "measured / predicted" in text
+    assert "## Measured" in text and "measured / predicted" in text
     assert "| 0.909 |" in text or "0.909" in text   # geometric mean of the ratios
     assert "dgx-h100" in text and "cloudmatrix384" in text
     for name in ("measured_2ranks.png", "presets.png", "crossover_dgx-h100.png"):
@@ -59,3 +59,23 @@ def test_plot_bad_input(cli, tmp_path):
     p.write_text("hello")
     r = cli("plot", p)
     assert r.returncode == 2 and "must end in .csv or .json" in r.stderr
+
+
+def test_report_keeps_runs_and_placements_apart(tmp_path, cli):
+    # two published runs of one system (Polaris, 8 nodes, two setups): both appear, each with
+    # out-of-place and in-place tables of time (us) beside busbw; nothing prints "nan"
+    from collbench.validation import corpus_dir
+    raw = corpus_dir() / "raw"
+    a, b = tmp_path / "s1.csv", tmp_path / "s4.csv"
+    cli("import", raw / "alcf-polaris-n8-nccl218-allreduce-s1.txt", "-o", a)
+    cli("import", raw / "alcf-polaris-n8-nccl218-allreduce-s4.txt", "-o", b)
+    r = cli("report", a, b, "-o", tmp_path / "rep", "--no-plots")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "### Run `import:alcf-polaris-n8-nccl218-allreduce-s1.txt`" in text
+    assert "### Run `import:alcf-polaris-n8-nccl218-allreduce-s4.txt`" in text
+    assert text.count("allreduce (out-of-place)") == 2 and text.count("allreduce (in-place)") == 2
+    assert "auto time us" in text and "auto busbw GB/s" in text
+    assert "nan" not in text.lower().replace("nanos", "")
+    assert "| 1G | 347,600 | 5.98 |" in text          # s1's 1 GiB row, as nccl-tests printed it
+    assert "wrong elements: 0 (OK)" in text

@@ -11,42 +11,118 @@ from ..results.schema import column
 from ..units import human
 
 
+def _cell(v) -> str:
+    if v is None or (isinstance(v, (float, np.floating)) and not np.isfinite(v)) or v is pd.NA:
+        return "-"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.3g}" if abs(v) < 1e5 else f"{v:,.0f}"
+    return str(v)
+
+
+def _time(v) -> str:
+    if v is None or v is pd.NA or not np.isfinite(v):
+        return "-"
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 1000 else f"{v:,.0f}"
+
+
+def _bw(v) -> str:
+    return "-" if v is None or v is pd.NA or not np.isfinite(v) else f"{v:.2f}"
+
+
 def _md_table(df: pd.DataFrame) -> str:
+    """A Markdown table; columns named '... us' print like nccl-tests times, '... GB/s' with
+    two decimals, other numbers with 3 significant digits; missing values as '-'."""
     cols = list(df.columns)
+    fmt = [_time if str(c).endswith(" us") else _bw if str(c).endswith("GB/s") else _cell
+           for c in cols]
     lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            cells.append(f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(f(r[c]) for f, c in zip(fmt, cols)) + " |")
     return "\n".join(lines)
+
+
+def _first(g: pd.DataFrame, name: str) -> str | None:
+    v = column(g, name).dropna()
+    return str(v.iloc[0]) if len(v) else None
+
+
+def _run_heading(run: str, g: pd.DataFrame) -> list[str]:
+    colls = ", ".join(sorted(set(g.collective.astype(str))))
+    ranks = ", ".join(str(p) for p in sorted(set(g.nranks)))
+    hosts = sorted({h for x in column(g, "host").dropna().astype(str) for h in x.split(",")})
+    host = (", ".join(hosts) if len(hosts) <= 3 else f"{len(hosts)} hosts ({', '.join(hosts[:2])}, "
+            "...)") if hosts else "host not recorded"
+    what = [x for x in (_first(g, "mpi_version"), _first(g, "tool")) if x]
+    lines = [f"### Run `{run}`: {colls} on {ranks} ranks, {host}"
+             + (f" ({'; '.join(what)})" if what else ""), ""]
+    f = _first(g, "file")
+    if f and _first(g, "tool") and not str(run).startswith("run-"):
+        lines += [f"source file: `{Path(f).name}`", ""]
+    over = column(g, "oversubscribed").astype("boolean").fillna(False)
+    if over.any():
+        lines += ["> **Warning: oversubscribed** (more ranks than cores on a host): the times "
+                  "measure the scheduler as much as the algorithms.", ""]
+    return lines
+
+
+def _measured(m: pd.DataFrame) -> list[str]:
+    """Per run, per placement: time (us) and busbw (GB/s) by size and algorithm, the spread
+    over ranks where it was recorded, predictions and the check."""
+    parts = ["## Measured", ""]
+    # files of schema 1 carry no run id: their file and rank count stand in for one
+    runs = column(m, "run").astype("string").fillna(
+        "file " + column(m, "results_file").astype("string").fillna("?") + ", "
+        + m.nranks.astype(str) + " ranks")
+    for run, g in m.groupby(runs, sort=True):
+        parts += _run_heading(str(run), g)
+        places = column(g, "placement").astype("string").fillna("")
+        for place, gp in g.groupby(places, sort=False):
+            gp = gp[gp.nbytes > 0]
+            if gp.empty:
+                continue
+            label = f" ({place})" if place else ""
+            for coll, gc in gp.groupby(gp.collective.astype(str), sort=True):
+                t = gc.pivot_table(index="nbytes", columns="algorithm", values="time_us",
+                                   observed=True, aggfunc="median")
+                b = gc.pivot_table(index="nbytes", columns="algorithm", values="busbw_gbps",
+                                   observed=True, aggfunc="median")
+                both = pd.concat({"time us": t, "busbw GB/s": b}, axis=1)
+                both.columns = [f"{a} {kind}" for kind, a in both.columns]
+                order = [f"{a} {k}" for a in t.columns for k in ("time us", "busbw GB/s")]
+                both = both[order]
+                both.index = [human(i) for i in both.index]
+                parts += [f"{coll}{label}, median over repeats:", "",
+                          _md_table(both.reset_index(names="size")), ""]
+                lo, hi = column(gc, "time_min_us"), column(gc, "time_max_us")
+                if lo.notna().any():
+                    spread = ((hi - lo) / gc.time_us).astype(float)
+                    parts += [f"spread of the time over ranks (max - min) / time: median "
+                              f"{np.nanmedian(spread):.1%}, largest {np.nanmax(spread):.1%}", ""]
+                best = gc.loc[gc.groupby("nbytes").time_us.idxmin()]
+                if gc.algorithm.nunique() > 1:
+                    parts += ["fastest algorithm by size: " + ", ".join(
+                        f"{human(r.nbytes)} {r.algorithm}" for r in best.itertuples()), ""]
+        ratio = column(g, "ratio").astype(float)
+        if ratio.notna().any():
+            r = g[ratio.notna()]
+            gm = np.exp(np.log(r.ratio.astype(float)).groupby(r.algorithm, observed=True).mean())
+            parts += [f"measured / predicted, predicted by **{_first(r, 'predicted_system')}**, "
+                      "geometric mean per algorithm:", "",
+                      _md_table(gm.rename("meas/pred").reset_index()), ""]
+        wrong = column(g, "nwrong")
+        if wrong.notna().any():
+            n = int(wrong.fillna(0).sum())
+            parts += [f"wrong elements: {n} ({'OK' if n == 0 else 'FAILED'})", ""]
+        else:
+            parts += ["wrong elements: not checked in this run", ""]
+    return parts
 
 
 def report(df: pd.DataFrame, out: Path, images: list) -> Path:
     parts = ["# collbench report", ""]
     m = df[df.source == "measured"]
     if not m.empty:
-        parts += ["## Measured all-reduce", ""]
-        for p, g in m.groupby("nranks", observed=True):
-            host = ", ".join(sorted(set(column(g, "host").dropna().astype(str)))) or "?"
-            lib = column(g, "mpi_version").dropna().astype(str)
-            parts += [f"### {p} ranks on {host}" + (f" ({lib.iloc[0]})" if len(lib) else ""), ""]
-            piv = g.pivot_table(index="nbytes", columns="algorithm", values="busbw_gbps",
-                                observed=True)
-            piv.index = [human(i) for i in piv.index]
-            parts += ["busbw (GB/s):", "", _md_table(piv.reset_index(names="size")), ""]
-            best = g[g.nbytes > 0].loc[g[g.nbytes > 0].groupby("nbytes").time_us.idxmin()]
-            parts += ["fastest algorithm by size: " + ", ".join(
-                f"{human(r.nbytes)} {r.algorithm}" for r in best.itertuples()), ""]
-            if column(g, "ratio").notna().any():
-                r = g.dropna(subset=["ratio"])
-                gm = np.exp(np.log(r.ratio.astype(float)).groupby(r.algorithm, observed=True).mean())
-                parts += [f"measured / predicted (by {r.predicted_system.iloc[0]}), geometric mean "
-                          "per algorithm:", "",
-                          _md_table(gm.rename("meas/pred").reset_index()), ""]
-            wrong = int(column(g, "nwrong").fillna(0).sum())
-            parts += [f"wrong elements: {wrong} ({'OK' if wrong == 0 else 'FAILED'})", ""]
+        parts += _measured(m)
     mo = df[(df.source == "model") & (df.requested == "auto") & (df.collective == "allreduce")]
     if not mo.empty:
         parts += ["## Model: every preset, auto algorithm", ""]

@@ -60,7 +60,7 @@ def _size_axis(ax):
 
 
 def load(paths) -> pd.DataFrame:
-    frames = [read_results(p) for p in paths]
+    frames = [read_results(p).assign(results_file=Path(p).name) for p in paths]
     if not frames:
         raise InputError("no results files given")
     df = typed(pd.concat(frames, ignore_index=True))
@@ -109,7 +109,10 @@ def plot_measured(df: pd.DataFrame, out: Path) -> list:
         lib = column(g, "mpi_version").dropna().astype(str)
         fig.suptitle(f"all-reduce measured on {host}: {p} ranks, {rpn} per node"
                      + (f" ({lib.iloc[0]})" if len(lib) else "")
-                     + (f"; dashed: predicted by {pred_sys}" if pred_sys else ""))
+                     + (f"; dashed: predicted by {pred_sys}" if pred_sys else "")
+                     + ("\nOVERSUBSCRIBED: more ranks than cores, times measure the scheduler"
+                        if column(g, "oversubscribed").astype("boolean").fillna(False).any()
+                        else ""))
         axes[0].legend(fontsize=8, ncol=2)
         fig.tight_layout()
         path = out / f"measured_{p}ranks.png"
@@ -120,12 +123,14 @@ def plot_measured(df: pd.DataFrame, out: Path) -> list:
 
 
 def plot_presets(df: pd.DataFrame, out: Path) -> list:
-    """Predicted busbw and time of every preset side by side (auto), NVLink against UB."""
+    """Predicted all-reduce busbw and time of every preset with ``auto``: one column of panels
+    per vendor (so NVLink and UnifiedBus systems are never drawn in near-identical shades), one
+    colour per system, solid at one scale-up domain and dashed at the system's full size."""
     plt = _plt()
-    m = df[(df.source == "model") & (df.requested == "auto") & (df.collective == "allreduce")]
+    m = df[(df.source == "model") & (df.requested == "auto") & (df.collective == "allreduce")
+           & (df.nbytes > 0)]
     if m.empty:
         return []
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
     systems = list(dict.fromkeys(m.system.astype(str)))
     vendors: dict[str, list[str]] = {}
     for s in systems:
@@ -133,26 +138,31 @@ def plot_presets(df: pd.DataFrame, out: Path) -> list:
             vendors.setdefault(load_system(s).vendor or "other", []).append(s)
         except InputError:
             vendors.setdefault("other", []).append(s)
-    styles = ["-", "--", ":", "-."]
-    for vi, (vendor, group) in enumerate(vendors.items()):
-        cmap, style = plt.get_cmap(vendor_cmap(vendor)), styles[vi % len(styles)]
+    cols = len(vendors)
+    fig, axes = plt.subplots(2, cols, figsize=(7.5 * cols, 9), sharex=True, sharey="row",
+                             squeeze=False)
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for c, (vendor, group) in enumerate(vendors.items()):
+        top, bottom = axes[0][c], axes[1][c]
         for i, s in enumerate(group):
-            g = m[(m.system == s) & (m.nbytes > 0)]
-            for p, gp in g.groupby("nranks", observed=True):
-                gp = gp.sort_values("nbytes")
-                col = cmap(0.45 + 0.55 * i / max(1, len(group) - 1))
+            g = m[m.system == s]
+            counts = sorted(g.nranks.unique())
+            for k, p in enumerate(counts):
+                gp = g[g.nranks == p].sort_values("nbytes")
+                style = "-" if k == 0 else "--"
                 lab = f"{s} x{p:,}"
-                axes[0].plot(gp.nbytes, gp.busbw_gbps, style, color=col, label=lab, lw=1.6)
-                axes[1].plot(gp.nbytes, gp.time_us, style, color=col, label=lab, lw=1.6)
-    axes[0].set_ylabel("predicted bus bandwidth (GB/s)")
-    axes[1].set_ylabel("predicted time (us)")
-    axes[1].set_yscale("log")
-    for ax in axes:
-        _size_axis(ax)
-    axes[0].legend(fontsize=7, ncol=2, loc="upper left")
-    fig.suptitle("all-reduce, auto algorithm, predicted: "
-                 + "; ".join(f"{v} ({vendor_cmap(v).lower().rstrip('s')}, '{styles[i % 4]}')"
-                             for i, v in enumerate(vendors)))
+                top.plot(gp.nbytes, gp.busbw_gbps, style, color=cycle[i % len(cycle)], lw=1.6,
+                         label=lab)
+                bottom.plot(gp.nbytes, gp.time_us, style, color=cycle[i % len(cycle)], lw=1.6)
+        top.set_title(f"{vendor}: predicted all-reduce, auto")
+        top.set_ylabel("bus bandwidth (GB/s)")
+        bottom.set_ylabel("time (us)")
+        bottom.set_yscale("log")
+        bottom.set_xlabel("size")
+        for ax in (top, bottom):
+            _size_axis(ax)
+        top.legend(fontsize=7, ncol=2, loc="upper left")
+    fig.suptitle("every preset (model): solid = one scale-up domain, dashed = whole system")
     fig.tight_layout()
     path = out / "presets.png"
     fig.savefig(path)
