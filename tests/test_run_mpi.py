@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -203,3 +204,60 @@ def test_bad_input_exit_2(args, words):
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr, r.stderr
     assert not any(l and not l.startswith("#") for l in r.stdout.splitlines())
+
+
+OWN = {"allreduce": "ring,binomial,rhd,rd,hier", "reduce_scatter": "ring", "all_gather": "ring",
+       "broadcast": "binomial", "reduce": "binomial", "all_to_all": "mesh"}
+BUSBW = {"allreduce": lambda p: 2 * (p - 1) / p, "reduce_scatter": lambda p: (p - 1) / p,
+         "all_gather": lambda p: (p - 1) / p, "broadcast": lambda p: 1.0,
+         "reduce": lambda p: 1.0, "all_to_all": lambda p: (p - 1) / p}
+
+
+@pytest.mark.parametrize("coll", list(OWN))
+@pytest.mark.parametrize("n", [2, 3])
+def test_every_collective_exact_with_nccl_tests_sizes(coll, n, tmp_path):
+    # MPI's own call and collbench's own algorithms, every element checked, nccl-tests' size,
+    # count, redop and root conventions, busbw factor per collective
+    csv = tmp_path / "r.csv"
+    r = mpirun(n, "--collective", coll, "--algo", "mpi," + OWN[coll], "-b", "8", "-e", "300000",
+               "-f", "7", "-n", "2", "-w", "1", "--csv", csv)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "# Out of bounds values : 0 OK" in r.stdout
+    df = pd.read_csv(csv, comment="#")
+    assert set(df.algorithm) == {"mpi", *OWN[coll].split(",")} and (df.nwrong == 0).all()
+    assert (df.collective == coll).all()
+    if coll in ("reduce_scatter", "all_gather", "all_to_all"):
+        assert (df.nbytes == df["count"] * 4 * n).all()        # size = count x 4 B x ranks
+    else:
+        assert (df.nbytes == df["count"] * 4).all()
+    assert set(df.redop.dropna()) == ({"sum"} if coll in ("allreduce", "reduce_scatter",
+                                                          "reduce") else {"none"})
+    rooted = coll in ("broadcast", "reduce")
+    assert (df.root.fillna(-1) == (0 if rooted else -1)).all()
+    big = df[df.time_us > 0]
+    assert np.allclose(big.busbw_gbps, big.algbw_gbps * BUSBW[coll](n))
+
+
+def test_sabotaged_collective_is_caught(tmp_path):
+    # an all-gather that drops one block must be counted wrong (exit 1, FAILED)
+    env = shim(tmp_path,
+               "from collbench.algorithms import REGISTRY\n"
+               "orig = REGISTRY['ring'].runs['all_gather']\n"
+               "def bad(ctx, s, r, comm=None):\n"
+               "    orig(ctx, s, r, comm)\n"
+               "    if ctx.comm.Get_rank() == 1 and r.size > 4: r[:2] = 0\n"
+               "REGISTRY['ring'].runs['all_gather'] = bad\n")
+    r = mpirun(2, "--collective", "all_gather", "--algo", "ring", "-b", "64", "-e", "64",
+               "-n", "1", "-w", "0", env=env)
+    assert r.returncode == 1 and "FAILED" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--collective", "gather"], "unknown collective 'gather'"),
+    (["--collective", "broadcast", "--algo", "ring"], "valid: binomial, mpi"),
+    (["--collective", "alltoall", "--algo", "rhd"], "valid: mesh, mpi"),
+])
+def test_bad_collective_input(args, words):
+    r = mpirun(2, *args, timeout=60)
+    assert r.returncode == 2 and words in r.stderr, r.stderr
+    assert len([l for l in r.stderr.splitlines() if l.strip()]) == 1

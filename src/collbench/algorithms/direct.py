@@ -59,3 +59,18 @@ def _mesh2_plan(g: Geometry, ctx: PlanContext) -> Plan:
 @mesh2.reference("allreduce")
 def _mesh2_ref(r: RefLevels) -> tuple[float, float, float]:
     return direct_reference(r, 1 / r.p, 2, (r.p - 1) / r.p)
+
+
+@mesh.run("all_to_all", description="one-shot direct all-to-all: every rank posts its p-1 "
+                                    "receives and sends at once (Irecv/Isend, Waitall)")
+def mesh_all_to_all(ctx, send, recv) -> None:
+    comm = ctx.comm
+    p, r = comm.Get_size(), comm.Get_rank()
+    m = send.size // p
+    recv[r * m:(r + 1) * m] = send[r * m:(r + 1) * m]
+    reqs = []
+    for s in range(1, p):
+        src, dst = (r - s) % p, (r + s) % p
+        reqs.append(comm.Irecv(recv[src * m:(src + 1) * m], source=src, tag=400))
+        reqs.append(comm.Isend(send[dst * m:(dst + 1) * m], dest=dst, tag=400))
+    ctx.waitall(reqs)

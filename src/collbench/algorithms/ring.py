@@ -171,3 +171,40 @@ def ring_allreduce(ctx, send, recv, comm=None) -> None:
     # all-gather, except block r, which the all-gather fills: no up-front copy needed
     ring_reduce_scatter(ctx, comm, recv, b, src=send)
     ring_all_gather(ctx, comm, recv, b)
+
+
+@ring.run("reduce_scatter", description="ring reduce-scatter, p-1 Sendrecv steps; rank r ends "
+                                        "with block r (MPI_Reduce_scatter_block's layout)")
+def ring_reduce_scatter_block(ctx, send, recv, comm=None) -> None:
+    comm = comm or ctx.comm
+    p, r = comm.Get_size(), comm.Get_rank()
+    m = recv.size
+    if p == 1:
+        recv[...] = send[:m]
+        return
+    right, left = (r + 1) % p, (r - 1) % p
+    work = ctx.tmp(2 * m)
+    acc, inc = work[:m], work[m:]
+    # step s sends the partial sum of block (r - s - 1) and adds the left neighbour's partial
+    # sum of block (r - s - 2) to this rank's own input: after p-1 steps block r is complete
+    blk = (r - 1) % p
+    acc[...] = send[blk * m:(blk + 1) * m]
+    for s in range(p - 1):
+        rb = (r - s - 2) % p
+        comm.Sendrecv(acc, dest=right, sendtag=200 + s, recvbuf=inc, source=left,
+                      recvtag=200 + s)
+        ctx.reduce_out(acc, send[rb * m:(rb + 1) * m], inc)
+    recv[...] = acc
+
+
+@ring.run("all_gather", description="ring all-gather, p-1 Sendrecv steps into the receive buffer")
+def ring_all_gather_block(ctx, send, recv, comm=None) -> None:
+    comm = comm or ctx.comm
+    p, r = comm.Get_size(), comm.Get_rank()
+    m = send.size
+    recv[r * m:(r + 1) * m] = send
+    right, left = (r + 1) % p, (r - 1) % p
+    for s in range(p - 1):
+        sb, rb = (r - s) % p, (r - s - 1) % p
+        comm.Sendrecv(recv[sb * m:(sb + 1) * m], dest=right, sendtag=300 + s,
+                      recvbuf=recv[rb * m:(rb + 1) * m], source=left, recvtag=300 + s)

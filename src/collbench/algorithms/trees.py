@@ -121,3 +121,59 @@ def binomial_allreduce(ctx, send, recv) -> None:
         for c in reversed(children):
             pending.append(comm.Isend(recv[o:e], dest=c, tag=2))
     ctx.waitall(pending)
+
+
+def _binomial_links(p: int, r: int) -> tuple[int | None, list[int]]:
+    children, mask, parent = [], 1, None
+    while mask < p:
+        if r & mask:
+            parent = r - mask
+            break
+        if r + mask < p:
+            children.append(r + mask)
+        mask <<= 1
+    return parent, children
+
+
+@binomial.run("reduce", description="binomial-tree reduce to rank 0, 1 MiB segments pipelined")
+def binomial_reduce(ctx, send, recv) -> None:
+    comm = ctx.comm
+    p, r = comm.Get_size(), comm.Get_rank()
+    parent, children = _binomial_links(p, r)
+    acc = recv if r == 0 else ctx.tmp(2 * send.size)[:send.size]
+    acc[...] = send
+    if p == 1 or send.size == 0:
+        return
+    seg = max(1, SEGMENT_BYTES // send.itemsize)
+    tmp = ctx.tmp(2 * send.size)[send.size:send.size + min(seg, send.size)] if r else \
+        ctx.tmp(min(seg, send.size))
+    pending = []
+    for o in range(0, send.size, seg):
+        e = min(o + seg, send.size)
+        for c in children:
+            comm.Recv(tmp[:e - o], source=c, tag=11)
+            ctx.reduce_into(acc[o:e], tmp[:e - o])
+        if parent is not None:
+            pending.append(comm.Isend(acc[o:e], dest=parent, tag=11))
+    ctx.waitall(pending)
+
+
+@binomial.run("broadcast", description="binomial-tree broadcast from rank 0, 1 MiB segments "
+                                       "pipelined")
+def binomial_broadcast(ctx, send, recv) -> None:
+    comm = ctx.comm
+    p, r = comm.Get_size(), comm.Get_rank()
+    parent, children = _binomial_links(p, r)
+    if r == 0:
+        recv[...] = send
+    if p == 1 or recv.size == 0:
+        return
+    seg = max(1, SEGMENT_BYTES // recv.itemsize)
+    pending = []
+    for o in range(0, recv.size, seg):
+        e = min(o + seg, recv.size)
+        if parent is not None:
+            comm.Recv(recv[o:e], source=parent, tag=12)
+        for c in reversed(children):
+            pending.append(comm.Isend(recv[o:e], dest=c, tag=12))
+    ctx.waitall(pending)

@@ -34,7 +34,14 @@ def add_parser(sub) -> None:
                    help="/".join(RUN_DTYPES) + " (or nccl-tests' names: float, double, half)")
     r.add_argument("-a", "--average", type=int, default=1,
                    help="time over ranks: 0 rank 0, 1 average, 2 min, 3 max")
-    r.add_argument("--algo", default="mpi,ring", help="comma list: mpi,ring,binomial,rhd,rd,hier")
+    r.add_argument("--collective", default="allreduce",
+                   help="allreduce, reduce_scatter, all_gather, broadcast, reduce, all_to_all "
+                        "(or nccl-tests' names: all_reduce, alltoall, ...)")
+    r.add_argument("--algo", default=None,
+                   help="comma list of mpi and collbench's own: allreduce mpi,ring,binomial,rhd,"
+                        "rd,hier; reduce_scatter and all_gather mpi,ring; broadcast and reduce "
+                        "mpi,binomial; all_to_all mpi,mesh (default: mpi and ring, or mpi and "
+                        "every own algorithm)")
     r.add_argument("--ranks-per-node", type=int, default=None,
                    help="split ranks into virtual nodes of K (default: shared-memory nodes)")
     r.add_argument("--predict", default=None,
@@ -49,7 +56,7 @@ def add_parser(sub) -> None:
 
 
 def config(args) -> RunConfig:
-    return RunConfig(algo=args.algo, minbytes=args.minbytes, maxbytes=args.maxbytes,
+    return RunConfig(collective=args.collective, algo=args.algo, minbytes=args.minbytes, maxbytes=args.maxbytes,
                      stepfactor=args.stepfactor, stepbytes=args.stepbytes, iters=args.iters,
                      warmup=args.warmup, check=args.check, op=args.op, dtype=args.dtype,
                      average=args.average, ranks_per_node=args.ranks_per_node,

@@ -33,3 +33,59 @@ def expected(p: int, count: int, dtype: str, op: str) -> np.ndarray:
         else:
             acc = np.maximum(acc, v)
     return acc.astype(dtype)
+
+
+ROOT = 0          # broadcast and reduce use rank 0 as root, as nccl-tests does by default
+
+
+class Buffers:
+    """One size of one collective on one rank, in nccl-tests' conventions: ``nbytes`` is the
+    size nccl-tests prints (all-reduce, broadcast, reduce: the buffer; reduce-scatter and
+    all-gather: the whole array; all-to-all: what one rank sends), ``count`` the count it
+    prints (per rank for reduce-scatter and all-gather, per peer for all-to-all), ``expected``
+    what ``recv`` must hold after the call (None where this rank receives nothing to check)."""
+
+    def __init__(self, coll: str, rank: int, p: int, nbytes: int, dtype: str, op: str) -> None:
+        esize = np.dtype(dtype).itemsize
+        n = nbytes // esize
+        vop = op if coll in ("allreduce", "reduce_scatter", "reduce") else "sum"
+        if coll in ("reduce_scatter", "all_gather", "all_to_all"):
+            m = n // p                      # per rank (per peer for all-to-all)
+            total = m * p
+            self.count, self.nbytes = m, total * esize
+        else:
+            m = total = n
+            self.count, self.nbytes = n, n * esize
+        if coll == "allreduce":
+            self.send = make_input(rank, p, total, dtype, vop)
+            self.recv = np.zeros(total, dtype=dtype)
+            self.expected = expected(p, total, dtype, vop)
+        elif coll == "reduce_scatter":
+            self.send = make_input(rank, p, total, dtype, vop)
+            self.recv = np.zeros(m, dtype=dtype)
+            self.expected = expected(p, total, dtype, vop)[rank * m:(rank + 1) * m]
+        elif coll == "all_gather":
+            self.send = make_input(rank, p, m, dtype, vop)
+            self.recv = np.zeros(total, dtype=dtype)
+            self.expected = np.concatenate([make_input(j, p, m, dtype, vop) for j in range(p)]) \
+                if p > 0 else self.recv.copy()
+        elif coll == "broadcast":
+            self.send = make_input(ROOT, p, total, dtype, vop) if rank == ROOT else \
+                np.zeros(total, dtype=dtype)
+            self.recv = np.zeros(total, dtype=dtype)
+            self.expected = make_input(ROOT, p, total, dtype, vop)
+        elif coll == "reduce":
+            self.send = make_input(rank, p, total, dtype, vop)
+            self.recv = np.zeros(total, dtype=dtype)
+            self.expected = expected(p, total, dtype, vop) if rank == ROOT else None
+        elif coll == "all_to_all":
+            self.send = make_input(rank, p, total, dtype, vop)
+            self.recv = np.zeros(total, dtype=dtype)
+            self.expected = np.concatenate([make_input(j, p, total, dtype, vop)[rank * m:
+                                                                               (rank + 1) * m]
+                                            for j in range(p)]) if p > 0 else self.recv.copy()
+        else:
+            raise ValueError(f"no buffers for {coll}")
+        self.redop = op if vop == op and coll in ("allreduce", "reduce_scatter", "reduce") \
+            else "none"
+        self.root = ROOT if coll in ("broadcast", "reduce") else -1

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..algorithms import REGISTRY, runnable
+from ..algorithms import COLLECTIVES, REGISTRY, runnable
 from ..errors import InputError
 from ..results.io import check_path
 from ..units import DType, dtype, size_range
@@ -20,10 +20,17 @@ MAX_WARMUP = 10_000
 MAX_TIMEOUT = 7 * 24 * 3600.0
 
 
+# nccl-tests' program names (without _perf) and common spellings
+RUN_ALIASES = {"all_reduce": "allreduce", "reducescatter": "reduce_scatter",
+               "allgather": "all_gather", "bcast": "broadcast", "alltoall": "all_to_all",
+               "all-to-all": "all_to_all", "reduce-scatter": "reduce_scatter",
+               "all-gather": "all_gather", "all-reduce": "allreduce"}
+
+
 @dataclass
 class RunConfig:
     collective: str = "allreduce"
-    algo: str = "mpi,ring"
+    algo: str | None = None          # None: mpi and ring, or mpi and every own algorithm
     minbytes: str = "8"
     maxbytes: str = "64M"
     stepfactor: str | None = None
@@ -50,10 +57,18 @@ class RunConfig:
 
 def validate(cfg: RunConfig) -> RunConfig:
     """Check everything that does not need the rank count; fills algos, sizes, dt, paths."""
+    cfg.collective = RUN_ALIASES.get(str(cfg.collective), cfg.collective)
+    if cfg.collective not in COLLECTIVES:
+        raise InputError(f"unknown collective {str(cfg.collective)[:40]!r}; valid: "
+                         f"{', '.join(COLLECTIVES)} (or nccl-tests' names: "
+                         f"{', '.join(sorted(RUN_ALIASES))})")
     valid = runnable(cfg.collective)
     if not valid:
         raise InputError(f"collbench run has no algorithm for {cfg.collective}; it runs "
-                         f"{', '.join(c for c in ('allreduce',) if runnable(c))}")
+                         f"{', '.join(c for c in COLLECTIVES if runnable(c))}")
+    if cfg.algo is None:
+        own = [a for a in valid if a != "mpi"]
+        cfg.algo = ",".join(["mpi"] + (["ring"] if "ring" in own else own))
     algos = [a.strip() for a in cfg.algo.split(",") if a.strip()]
     if not algos:
         raise InputError(f"no algorithm given; valid: {', '.join(valid)}")
@@ -67,7 +82,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise InputError(f"dtype {cfg.dtype!r} cannot run yet; valid: {', '.join(RUN_DTYPES)}")
     if cfg.op not in RUN_OPS:
         raise InputError(f"unknown op {cfg.op[:40]!r}; valid: {', '.join(RUN_OPS)}")
-    if cfg.op == "avg" and dt.kind != "float":
+    if cfg.op == "avg" and dt.kind != "float" and COLLECTIVES[cfg.collective].reduces:
         raise InputError(f"op avg with {dt.name} makes no sense (integer division truncates); "
                          "use a float dtype")
     if "mpi" in algos and dt.name == "float16":

@@ -29,7 +29,7 @@ from ..model.system import System, load_system
 from ..results.io import check_existing, write_results
 from ..results.table import run_table
 from ._reduce import scale_into
-from .checks import expected, make_input
+from .checks import Buffers
 from .collective import agree, time_iterations
 from .config import TIMING, RunConfig, validate, validate_ranks
 from .context import Context
@@ -191,7 +191,6 @@ def execute(st: State, emit: Emit) -> int:
     dog = Watchdog(cfg.timeout, rank)
     factor = COLLECTIVES[coll].busbw(p)
     tvec = np.zeros(2)                       # [mean, median] of this rank's iterations
-    esize = cfg.dt.itemsize
     for algo in cfg.algos:
         f = REGISTRY[algo].runs[coll]
         if rank == 0:
@@ -199,15 +198,14 @@ def execute(st: State, emit: Emit) -> int:
             emit(f"# algo {algo}: {REGISTRY[algo].run_descriptions[coll]}")
             emit(table.header())
         for nbytes in cfg.sizes:
-            count = nbytes // esize
-            nb = count * esize
+            bufs = Buffers(coll, rank, p, nbytes, cfg.dt.name, cfg.op)
+            send, recv, count, nb = bufs.send, bufs.recv, bufs.count, bufs.nbytes
             dog.arm(f"{algo} {coll} of {nb} bytes")
-            send = make_input(rank, p, count, cfg.dt.name, cfg.op)
-            recv = np.zeros(count, dtype=cfg.dt.name)
+            scale = cfg.op == "avg" and bufs.redop == "avg"
 
             def once() -> None:
                 f(st.ctx, send, recv)
-                if cfg.op == "avg":
+                if scale:
                     scale_into(recv, p)
             for _ in range(cfg.warmup):
                 once()
@@ -217,7 +215,8 @@ def execute(st: State, emit: Emit) -> int:
             if cfg.check:
                 recv.fill(-12345 if cfg.dt.kind == "int" else np.nan)  # poison
                 once()
-                nwrong = int(np.count_nonzero(recv != expected(p, count, cfg.dt.name, cfg.op)))
+                if bufs.expected is not None:
+                    nwrong = int(np.count_nonzero(recv != bufs.expected))
             tvec[0], tvec[1] = t, tmed
             tmin, tmax, tsum = np.zeros(2), np.zeros(2), np.zeros(2)
             comm.Allreduce(tvec, tmin, op=MPI.MIN)
@@ -230,7 +229,7 @@ def execute(st: State, emit: Emit) -> int:
             total_wrong += wrong
             dog.arm(f"saving {algo} {coll} of {nb} bytes")
             if rank == 0:
-                busbws.append(_report(st, algo=algo, nb=nb, count=count, timed=timed,
+                busbws.append(_report(st, algo=algo, nb=nb, count=count, bufs=bufs, timed=timed,
                                       tmin=tmin[0], tmax=tmax[0], t0r=t0r, median=median,
                                       wrong=wrong, factor=factor, table=table, emit=emit))
             comm.Barrier()      # nobody starts the next size before rank 0 has saved this one
@@ -249,9 +248,10 @@ def execute(st: State, emit: Emit) -> int:
     return 1 if total_wrong else 0
 
 
-def _report(st: State, *, algo: str, nb: int, count: int, timed: float, tmin: float,
-            tmax: float, t0r: float, median: float, wrong: int, factor: float, table: Any,
-            emit: Emit) -> float:
+def _report(st: State, *, algo: str, nb: int, count: int, bufs: Buffers, timed: float,
+            tmin: float,
+            tmax: float, t0r: float, median: float, wrong: int, factor: float,
+            table: Any, emit: Emit) -> float:
     """Rank 0: print the row and save every completed row of this run; returns busbw."""
     cfg = st.cfg
     assert cfg.dt is not None
@@ -263,15 +263,16 @@ def _report(st: State, *, algo: str, nb: int, count: int, timed: float, tmin: fl
         ratio = timed / pred if pred else None
     row = dict(st.meta, source="measured", system="local", collective=cfg.collective,
                algorithm=algo, variant=_variant(algo, cfg.collective), placement="out-of-place",
-               nranks=st.p, nbytes=nb, count=count, dtype=cfg.dt.name, redop=cfg.op, root=0,
+               nranks=st.p, nbytes=nb, count=count, dtype=cfg.dt.name, redop=bufs.redop,
+               root=bufs.root if bufs.root >= 0 else None,
                time_us=timed, algbw_gbps=algbw, busbw_gbps=algbw * factor, time_min_us=tmin,
                time_max_us=tmax, time_rank0_us=t0r, time_median_us=median, nwrong=wrong,
                predicted_us=pred, predicted_system=st.predict.name if st.predict else None,
                ratio=ratio, extrapolated=extra or None,
                timestamp=_dt.datetime.now().isoformat(timespec="seconds"))
     st.rows.append(row)
-    emit(table.row({"size": nb, "count": count, "type": cfg.dt.nccl, "redop": cfg.op,
-                    "root": 0, "algo": algo, "time": timed, "algbw": algbw,
+    emit(table.row({"size": nb, "count": count, "type": cfg.dt.nccl, "redop": bufs.redop,
+                    "root": bufs.root, "algo": algo, "time": timed, "algbw": algbw,
                     "busbw": algbw * factor, "#wrong": wrong,
                     "predicted": pred if not extra else (pred, "*"), "meas/pred": ratio}))
     df = pd.DataFrame(st.rows)
