@@ -261,3 +261,31 @@ def test_bad_collective_input(args, words):
     r = mpirun(2, *args, timeout=60)
     assert r.returncode == 2 and words in r.stderr, r.stderr
     assert len([l for l in r.stderr.splitlines() if l.strip()]) == 1
+
+
+def test_slow_rank_is_named_and_busbw_threshold_fails(tmp_path):
+    # rank 1 is made slow (a sleep after every call: the other rank waits for it in the next
+    # call, so rank 1's loop is one sleep longer): the table and the rows name it, its host is
+    # recorded, max/min shows the imbalance; --min-busbw fails the run (exit 1) when the
+    # largest size is below it and passes when it is not
+    env = shim(tmp_path,
+               "import time\n"
+               "from collbench.algorithms import REGISTRY\n"
+               "orig = REGISTRY['ring'].runs['allreduce']\n"
+               "def slow(ctx, s, r, comm=None):\n"
+               "    orig(ctx, s, r, comm)\n"
+               "    if ctx.comm.Get_rank() == 1: time.sleep(0.005)\n"
+               "REGISTRY['ring'].runs['allreduce'] = slow\n")
+    csv = tmp_path / "r.csv"
+    r = mpirun(2, "--algo", "ring", "-b", "64K", "-e", "256K", "-f", "4", "-n", "10", "-w", "1",
+               "--min-busbw", "1000", "--csv", csv, env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "busbw check (--min-busbw 1000 GB/s" in r.stdout and "FAILED" in r.stdout
+    df = pd.read_csv(csv, comment="#")
+    assert (df.slowest_rank == 1).all() and df.slowest_host.notna().all()
+    rows = rows_of(r.stdout)
+    assert all(row[10] == "1" and float(row[11]) > 1.03 for row in rows), r.stdout
+    r = mpirun(2, "--algo", "mpi", "-b", "64K", "-e", "64K", "-n", "3", "--min-busbw", "0.0001")
+    assert r.returncode == 0 and " OK" in r.stdout.split("busbw check")[1], r.stdout
+    r = mpirun(2, "--min-busbw", "-1", timeout=60)
+    assert r.returncode == 2 and "--min-busbw must be" in r.stderr

@@ -50,6 +50,9 @@ def add_parser(sub) -> None:
     r.add_argument("--json", default=None, help="results JSON")
     r.add_argument("-T", "--timeout", type=float, default=None,
                    help="end the job if one step (a size, its save) takes longer (seconds)")
+    r.add_argument("--min-busbw", type=float, default=None, metavar="GBPS",
+                   help="acceptance check: exit 1 if an algorithm's busbw at the largest size "
+                        "is below this")
     r.add_argument("--thread-level", default="single", choices=THREAD_LEVELS,
                    help="MPI thread level (MPICH is slower with multiple)")
     r.set_defaults(func=run)
@@ -61,7 +64,7 @@ def config(args) -> RunConfig:
                      warmup=args.warmup, check=args.check, op=args.op, dtype=args.dtype,
                      average=args.average, ranks_per_node=args.ranks_per_node,
                      predict=args.predict, csv=args.csv, json=args.json, timeout=args.timeout,
-                     thread_level=args.thread_level,
+                     thread_level=args.thread_level, min_busbw=args.min_busbw,
                      command=shlex.join(["collbench", *sys.argv[1:]]))
 
 

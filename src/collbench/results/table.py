@@ -69,7 +69,8 @@ def run_table(predict: bool) -> Table:
             ("type", "", 9, _str), ("redop", "", 7, _str), ("root", "", 6, _int),
             ("algo", "", 10, _str), ("time", "(us)", 10, fmt_time),
             ("algbw", "(GB/s)", 9, fmt_bw), ("busbw", "(GB/s)", 9, fmt_bw),
-            ("#wrong", "", 8, _int)]
+            ("#wrong", "", 8, _int), ("slowest", "rank", 8, _int),
+            ("max/min", "", 8, lambda v: "-" if v is None else f"{v:.2f}")]
     if predict:     # a predicted value beyond a calibration's data comes as (value, "*")
         cols += [("predicted", "(us)", 11, fmt_marked),
                  ("meas/pred", "", 10,

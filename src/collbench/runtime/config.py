@@ -47,6 +47,7 @@ class RunConfig:
     json: str | None = None
     timeout: float | None = None
     thread_level: str = "single"
+    min_busbw: float | None = None   # GB/s at the largest size, per algorithm: fail below
     command: str = ""
     # filled by validate()
     algos: list[str] = field(default_factory=list)
@@ -77,6 +78,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             kind = "has no real implementation" if a in REGISTRY else "is unknown"
             raise InputError(f"algorithm {a[:40]!r} {kind} in collbench run; valid: "
                              f"{', '.join(valid)}")
+    if cfg.min_busbw is not None and not (math.isfinite(cfg.min_busbw) and cfg.min_busbw > 0):
+        raise InputError(f"--min-busbw must be a positive, finite GB/s; got {cfg.min_busbw}")
     dt = dtype(cfg.dtype)
     if dt.name not in RUN_DTYPES:
         raise InputError(f"dtype {cfg.dtype!r} cannot run yet; valid: {', '.join(RUN_DTYPES)}")

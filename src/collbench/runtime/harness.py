@@ -28,6 +28,7 @@ from ..model.api import estimate
 from ..model.system import System, load_system
 from ..results.io import check_existing, write_results
 from ..results.table import run_table
+from ..units import human
 from ._reduce import scale_into
 from .checks import Buffers
 from .collective import agree, time_iterations
@@ -89,6 +90,8 @@ class State:
     run_id: str
     paths: list[Path]
     rows: list[dict[str, Any]] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)      # host of every rank (slowest rank)
+    low_busbw: list[str] = field(default_factory=list)  # --min-busbw failures (rank 0)
 
 
 def setup(cfg: RunConfig, MPI: Any, emit: Emit) -> State:
@@ -146,7 +149,9 @@ def setup(cfg: RunConfig, MPI: Any, emit: Emit) -> State:
         "timing": TIMING[cfg.average], "started": _dt.datetime.now().isoformat(timespec="seconds"),
         "tool": "collbench run",
     }
-    return State(cfg, MPI, comm, rank, p, node, ctx, predict, meta, run_id, paths)
+    st = State(cfg, MPI, comm, rank, p, node, ctx, predict, meta, run_id, paths)
+    st.hosts = comm.allgather(host)
+    return st
 
 
 def _variant(algo: str, collective: str) -> str:
@@ -224,32 +229,43 @@ def execute(st: State, emit: Emit) -> int:
             comm.Allreduce(tvec, tsum, op=MPI.SUM)
             wrong = comm.allreduce(nwrong, op=MPI.SUM)
             t0r, med0 = comm.bcast((t, tmed), root=0)
+            _, slowest = comm.allreduce((t, rank), op=MPI.MAXLOC)
             timed = {0: t0r, 1: tsum[0] / p, 2: tmin[0], 3: tmax[0]}[cfg.average]
             median = {0: med0, 1: tsum[1] / p, 2: tmin[1], 3: tmax[1]}[cfg.average]
             total_wrong += wrong
             dog.arm(f"saving {algo} {coll} of {nb} bytes")
             if rank == 0:
-                busbws.append(_report(st, algo=algo, nb=nb, count=count, bufs=bufs, timed=timed,
+                busbws.append(_report(st, algo=algo, nb=nb, count=count, bufs=bufs,
+                                      slowest=int(slowest), timed=timed,
                                       tmin=tmin[0], tmax=tmax[0], t0r=t0r, median=median,
                                       wrong=wrong, factor=factor, table=table, emit=emit))
             comm.Barrier()      # nobody starts the next size before rank 0 has saved this one
+        if rank == 0 and cfg.min_busbw is not None and st.rows:
+            last = st.rows[-1]
+            verdict = "OK" if last["busbw_gbps"] >= cfg.min_busbw else "FAILED"
+            st.low_busbw.append(f"{algo} {last['busbw_gbps']:.2f} GB/s at "
+                                f"{human(last['nbytes'])} {verdict}")
     # the watchdog stays armed from the first size to the end: no gap between sizes
     dog.arm("finishing the run")
     if rank == 0:
         emit(f"# Out of bounds values : {total_wrong} {'OK' if total_wrong == 0 else 'FAILED'}")
         avg = sum(busbws) / len(busbws) if busbws else 0.0
         emit(f"# Avg bus bandwidth    : {avg:.4g}")
+        if cfg.min_busbw is not None:
+            emit(f"# busbw check (--min-busbw {cfg.min_busbw:g} GB/s at the largest size): "
+                 + ", ".join(st.low_busbw))
         marked = sorted({r["extrapolated"] for r in st.rows if r.get("extrapolated")})
         if marked and st.predict:
             emit(f"# * predicted beyond {st.predict.name}'s calibration data: {'; '.join(marked)}")
         emit(f"# Results: {', '.join(str(x) for x in st.paths)} (run {st.run_id})")
+    failed = comm.bcast(any(x.endswith("FAILED") for x in st.low_busbw), root=0)
     comm.Barrier()
     dog.disarm()
-    return 1 if total_wrong else 0
+    return 1 if total_wrong or failed else 0
 
 
-def _report(st: State, *, algo: str, nb: int, count: int, bufs: Buffers, timed: float,
-            tmin: float,
+def _report(st: State, *, algo: str, nb: int, count: int, bufs: Buffers, slowest: int,
+            timed: float, tmin: float,
             tmax: float, t0r: float, median: float, wrong: int, factor: float,
             table: Any, emit: Emit) -> float:
     """Rank 0: print the row and save every completed row of this run; returns busbw."""
@@ -267,13 +283,15 @@ def _report(st: State, *, algo: str, nb: int, count: int, bufs: Buffers, timed: 
                root=bufs.root if bufs.root >= 0 else None,
                time_us=timed, algbw_gbps=algbw, busbw_gbps=algbw * factor, time_min_us=tmin,
                time_max_us=tmax, time_rank0_us=t0r, time_median_us=median, nwrong=wrong,
+               slowest_rank=slowest, slowest_host=st.hosts[slowest] if st.hosts else None,
                predicted_us=pred, predicted_system=st.predict.name if st.predict else None,
                ratio=ratio, extrapolated=extra or None,
                timestamp=_dt.datetime.now().isoformat(timespec="seconds"))
     st.rows.append(row)
     emit(table.row({"size": nb, "count": count, "type": cfg.dt.nccl, "redop": bufs.redop,
                     "root": bufs.root, "algo": algo, "time": timed, "algbw": algbw,
-                    "busbw": algbw * factor, "#wrong": wrong,
+                    "busbw": algbw * factor, "#wrong": wrong, "slowest": slowest,
+                    "max/min": tmax / tmin if tmin > 0 else None,
                     "predicted": pred if not extra else (pred, "*"), "meas/pred": ratio}))
     df = pd.DataFrame(st.rows)
     for path in st.paths:
