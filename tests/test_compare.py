@@ -84,3 +84,18 @@ def test_nothing_in_common(tmp_path, cli):
     cli("import", raw / "xx-h100-n1g8-allgather.txt", "-o", b)
     r = cli("compare", a, b)
     assert r.returncode == 2 and "share no" in r.stderr
+
+
+def test_model_estimates_compare_too(tmp_path, cli):
+    # estimate output (model rows, no placement) against another system's: B200 is faster than
+    # H100 from 1 MiB at 8 GPUs, and a system against itself is the same everywhere
+    files = {}
+    for name in ("dgx-h100", "dgx-b200"):
+        r = cli("estimate", "--system", name, "--nranks", "8", "-b", "1K", "-e", "1G", "-f", "32",
+                "--algo", "ring", "--format", "csv")
+        files[name] = tmp_path / f"{name}.csv"
+        files[name].write_text(r.stdout)
+    r = cli("compare", files["dgx-h100"], files["dgx-b200"])
+    assert r.returncode == 0 and "0 slower" in r.stdout and "3 faster" in r.stdout, r.stdout
+    r = cli("compare", files["dgx-b200"], files["dgx-h100"])
+    assert r.returncode == 1 and "3 slower" in r.stdout
