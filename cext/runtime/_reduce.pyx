@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Local reduction for the real collectives: dst[i] = op(dst[i], src[i]), GIL released.
 
-Typed memoryviews for float32/float64/int32/int64; float16 goes through GCC's _Float16 on
+Typed memoryviews for float32/float64/int32/int64/int8/uint8; float16 goes through GCC's _Float16 on
 the raw 16-bit storage.  Ops: 0 sum, 1 prod, 2 min, 3 max (avg is sum, then scale).
 """
 cimport numpy as cnp
@@ -36,6 +36,8 @@ ctypedef fused num:
     double
     cnp.int32_t
     cnp.int64_t
+    cnp.int8_t
+    cnp.uint8_t
 
 OPS = {"sum": 0, "prod": 1, "min": 2, "max": 3, "avg": 0}
 

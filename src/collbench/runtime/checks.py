@@ -4,26 +4,31 @@ from __future__ import annotations
 import numpy as np
 
 
-def make_input(rank: int, p: int, count: int, dtype: str, op: str) -> np.ndarray:
+def _values(rank: int, p: int, count: int, op: str, unsigned: bool) -> np.ndarray:
     i = np.arange(count, dtype=np.int64)
     if op == "sum":
-        v = (rank + i) % 4 + 1                       # sums stay small integers: exact
-    elif op == "prod":
-        v = np.where((rank + i) % 8 == 0, 2, 1)      # products are powers of two
-    elif op in ("min", "max"):
-        v = (rank * 7 + i) % 13 - 6
-    else:  # avg: the sum is a multiple of p, so sum / p is exact
-        v = 2 * ((i + rank) % p) + i % 3
-    return v.astype(dtype)
+        return (rank + i) % 4 + 1                    # sums stay small integers: exact
+    if op == "prod":
+        return np.where((rank + i) % 8 == 0, 2, 1)   # products are powers of two
+    if op in ("min", "max"):                         # unsigned types get no negatives
+        return (rank * 7 + i) % 13 - (0 if unsigned else 6)
+    return 2 * ((i + rank) % p) + i % 3              # avg: the sum is a multiple of p
+
+
+def make_input(rank: int, p: int, count: int, dtype: str, op: str) -> np.ndarray:
+    """This rank's input: values whose reduction is exact in every dtype (int8 and uint8
+    included for the small rank counts a check runs at)."""
+    return _values(rank, p, count, op, np.dtype(dtype).kind == "u").astype(dtype)
 
 
 def expected(p: int, count: int, dtype: str, op: str) -> np.ndarray:
     i = np.arange(count, dtype=np.int64)
     if op == "avg":
         return ((p - 1) + i % 3).astype(dtype)
-    acc = make_input(0, p, count, "int64", op)
+    unsigned = np.dtype(dtype).kind == "u"
+    acc = _values(0, p, count, op, unsigned)
     for r in range(1, p):
-        v = make_input(r, p, count, "int64", op)
+        v = _values(r, p, count, op, unsigned)
         if op == "sum":
             acc = acc + v
         elif op == "prod":

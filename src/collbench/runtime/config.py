@@ -11,7 +11,7 @@ from ..errors import InputError
 from ..results.io import check_path
 from ..units import DType, dtype, size_range
 
-RUN_DTYPES = ("float32", "float64", "float16", "int32", "int64")
+RUN_DTYPES = ("float32", "float64", "float16", "int32", "int64", "int8", "uint8")
 RUN_OPS = ("sum", "prod", "min", "max", "avg")
 THREAD_LEVELS = ("single", "funneled", "serialized", "multiple")
 TIMING = {0: "rank0", 1: "avg", 2: "min", 3: "max"}
@@ -88,9 +88,6 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.op == "avg" and dt.kind != "float" and COLLECTIVES[cfg.collective].reduces:
         raise InputError(f"op avg with {dt.name} makes no sense (integer division truncates); "
                          "use a float dtype")
-    if "mpi" in algos and dt.name == "float16":
-        raise InputError("dtype float16 is not an MPI datatype for --algo mpi; use float32 or "
-                         f"another algorithm ({', '.join(a for a in valid if a != 'mpi')})")
     if cfg.average not in TIMING:
         raise InputError(f"-a must be 0 (rank 0), 1 (average), 2 (min) or 3 (max); got "
                          f"{cfg.average}")
@@ -121,6 +118,10 @@ def validate_ranks(cfg: RunConfig, nranks: int) -> None:
         raise InputError("op prod overflows the checkable range beyond 120 ranks")
     if cfg.op in ("sum", "avg") and cfg.dtype in ("float16", "half") and nranks > 32:
         raise InputError("float16 sums are exact only up to 32 ranks; use float32")
+    if cfg.dtype in ("int8", "uint8") and (cfg.op == "sum" and nranks > 31 or
+                                           cfg.op == "prod" and nranks > 48):
+        raise InputError(f"{cfg.dtype} {cfg.op} of {nranks} ranks overflows the checkable "
+                         "range (sum: 31 ranks, prod: 48); use int32")
     k = cfg.ranks_per_node
     if k is not None and (k < 1 or nranks % k):
         divisors = [str(d) for d in range(1, nranks + 1) if nranks % d == 0][:32]

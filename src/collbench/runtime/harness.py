@@ -218,7 +218,7 @@ def execute(st: State, emit: Emit) -> int:
             t, tmed = time_iterations(MPI, once, cfg.iters)
             nwrong = 0
             if cfg.check:
-                recv.fill(-12345 if cfg.dt.kind == "int" else np.nan)  # poison
+                recv.fill(np.iinfo(recv.dtype).max if cfg.dt.kind == "int" else np.nan)  # poison
                 once()
                 if bufs.expected is not None:
                     nwrong = int(np.count_nonzero(recv != bufs.expected))
