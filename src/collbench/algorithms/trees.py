@@ -85,46 +85,10 @@ def _binomial_ref_reduce(r: RefLevels) -> tuple[float, float, float]:
 SEGMENT_BYTES = 1 << 20
 
 
-@binomial.run("allreduce", description="binomial-tree reduce to rank 0 + binomial broadcast, "
-                                       "1 MiB segments pipelined")
-def binomial_allreduce(ctx, send, recv) -> None:
-    comm = ctx.comm
-    p, r = comm.Get_size(), comm.Get_rank()
-    recv[...] = send
-    if p == 1 or recv.size == 0:
-        return
-    children, mask = [], 1
-    parent = None
-    while mask < p:
-        if r & mask:
-            parent = r - mask
-            break
-        if r + mask < p:
-            children.append(r + mask)
-        mask <<= 1
-    seg = max(1, SEGMENT_BYTES // recv.itemsize)
-    tmp = ctx.tmp(min(seg, recv.size))
-    pending = []
-    for o in range(0, recv.size, seg):         # reduce, segment by segment (pipelined)
-        e = min(o + seg, recv.size)
-        for c in children:
-            comm.Recv(tmp[:e - o], source=c, tag=1)
-            ctx.reduce_into(recv[o:e], tmp[:e - o])
-        if parent is not None:
-            pending.append(comm.Isend(recv[o:e], dest=parent, tag=1))
-    ctx.waitall(pending)
-    pending = []
-    for o in range(0, recv.size, seg):         # broadcast back down, segment by segment
-        e = min(o + seg, recv.size)
-        if parent is not None:
-            comm.Recv(recv[o:e], source=parent, tag=2)
-        for c in reversed(children):
-            pending.append(comm.Isend(recv[o:e], dest=c, tag=2))
-    ctx.waitall(pending)
-
-
 def _binomial_links(p: int, r: int) -> tuple[int | None, list[int]]:
-    children, mask, parent = [], 1, None
+    """Rank r's parent (None at the root, rank 0) and children in the binomial tree."""
+    children: list[int] = []
+    mask, parent = 1, None
     while mask < p:
         if r & mask:
             parent = r - mask
@@ -135,45 +99,72 @@ def _binomial_links(p: int, r: int) -> tuple[int | None, list[int]]:
     return parent, children
 
 
-@binomial.run("reduce", description="binomial-tree reduce to rank 0, 1 MiB segments pipelined")
-def binomial_reduce(ctx, send, recv) -> None:
-    comm = ctx.comm
-    p, r = comm.Get_size(), comm.Get_rank()
-    parent, children = _binomial_links(p, r)
-    acc = recv if r == 0 else ctx.tmp(2 * send.size)[:send.size]
-    acc[...] = send
-    if p == 1 or send.size == 0:
-        return
-    seg = max(1, SEGMENT_BYTES // send.itemsize)
-    tmp = ctx.tmp(2 * send.size)[send.size:send.size + min(seg, send.size)] if r else \
-        ctx.tmp(min(seg, send.size))
+def _reduce_up(ctx, acc, tmp, parent, children, tag) -> None:
+    """Reduce the children's partial results into acc and pass it to the parent, segment by
+    segment (pipelined); tmp holds one segment."""
     pending = []
-    for o in range(0, send.size, seg):
-        e = min(o + seg, send.size)
+    seg = tmp.size
+    for o in range(0, acc.size, seg):
+        e = min(o + seg, acc.size)
         for c in children:
-            comm.Recv(tmp[:e - o], source=c, tag=11)
+            ctx.comm.Recv(tmp[:e - o], source=c, tag=tag)
             ctx.reduce_into(acc[o:e], tmp[:e - o])
         if parent is not None:
-            pending.append(comm.Isend(acc[o:e], dest=parent, tag=11))
+            pending.append(ctx.comm.Isend(acc[o:e], dest=parent, tag=tag))
     ctx.waitall(pending)
+
+
+def _bcast_down(ctx, buf, parent, children, tag) -> None:
+    """Receive buf from the parent and pass it to the children, segment by segment."""
+    pending = []
+    seg = max(1, SEGMENT_BYTES // buf.itemsize)
+    for o in range(0, buf.size, seg):
+        e = min(o + seg, buf.size)
+        if parent is not None:
+            ctx.comm.Recv(buf[o:e], source=parent, tag=tag)
+        for c in reversed(children):
+            pending.append(ctx.comm.Isend(buf[o:e], dest=c, tag=tag))
+    ctx.waitall(pending)
+
+
+def _segment(buf) -> int:
+    return min(max(1, SEGMENT_BYTES // buf.itemsize), buf.size)
+
+
+@binomial.run("allreduce", description="binomial-tree reduce to rank 0 + binomial broadcast, "
+                                       "1 MiB segments pipelined")
+def binomial_allreduce(ctx, send, recv) -> None:
+    p, r = ctx.comm.Get_size(), ctx.comm.Get_rank()
+    recv[...] = send
+    if p == 1 or recv.size == 0:
+        return
+    parent, children = _binomial_links(p, r)
+    _reduce_up(ctx, recv, ctx.tmp(_segment(recv)), parent, children, tag=1)
+    _bcast_down(ctx, recv, parent, children, tag=2)
+
+
+@binomial.run("reduce", description="binomial-tree reduce to rank 0, 1 MiB segments pipelined")
+def binomial_reduce(ctx, send, recv) -> None:
+    p, r = ctx.comm.Get_size(), ctx.comm.Get_rank()
+    if p == 1 or send.size == 0:
+        recv[...] = send
+        return
+    # the root reduces into recv; the others into scratch (their recv is not theirs to write)
+    own = 0 if r == 0 else send.size
+    work = ctx.tmp(own + _segment(send))
+    acc = recv if r == 0 else work[:own]
+    acc[...] = send
+    parent, children = _binomial_links(p, r)
+    _reduce_up(ctx, acc, work[own:], parent, children, tag=11)
 
 
 @binomial.run("broadcast", description="binomial-tree broadcast from rank 0, 1 MiB segments "
                                        "pipelined")
 def binomial_broadcast(ctx, send, recv) -> None:
-    comm = ctx.comm
-    p, r = comm.Get_size(), comm.Get_rank()
-    parent, children = _binomial_links(p, r)
+    p, r = ctx.comm.Get_size(), ctx.comm.Get_rank()
     if r == 0:
         recv[...] = send
     if p == 1 or recv.size == 0:
         return
-    seg = max(1, SEGMENT_BYTES // recv.itemsize)
-    pending = []
-    for o in range(0, recv.size, seg):
-        e = min(o + seg, recv.size)
-        if parent is not None:
-            comm.Recv(recv[o:e], source=parent, tag=12)
-        for c in reversed(children):
-            pending.append(comm.Isend(recv[o:e], dest=c, tag=12))
-    ctx.waitall(pending)
+    parent, children = _binomial_links(p, r)
+    _bcast_down(ctx, recv, parent, children, tag=12)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..algorithms import COLLECTIVES
+
 
 def _values(rank: int, p: int, count: int, op: str, unsigned: bool) -> np.ndarray:
     i = np.arange(count, dtype=np.int64)
@@ -53,7 +55,8 @@ class Buffers:
     def __init__(self, coll: str, rank: int, p: int, nbytes: int, dtype: str, op: str) -> None:
         esize = np.dtype(dtype).itemsize
         n = nbytes // esize
-        vop = op if coll in ("allreduce", "reduce_scatter", "reduce") else "sum"
+        reduces = COLLECTIVES[coll].reduces
+        vop = op if reduces else "sum"          # the values of non-reducing collectives
         if coll in ("reduce_scatter", "all_gather", "all_to_all"):
             m = n // p                      # per rank (per peer for all-to-all)
             total = m * p
@@ -72,8 +75,7 @@ class Buffers:
         elif coll == "all_gather":
             self.send = make_input(rank, p, m, dtype, vop)
             self.recv = np.zeros(total, dtype=dtype)
-            self.expected = np.concatenate([make_input(j, p, m, dtype, vop) for j in range(p)]) \
-                if p > 0 else self.recv.copy()
+            self.expected = np.concatenate([make_input(j, p, m, dtype, vop) for j in range(p)])
         elif coll == "broadcast":
             self.send = make_input(ROOT, p, total, dtype, vop) if rank == ROOT else \
                 np.zeros(total, dtype=dtype)
@@ -88,9 +90,8 @@ class Buffers:
             self.recv = np.zeros(total, dtype=dtype)
             self.expected = np.concatenate([make_input(j, p, total, dtype, vop)[rank * m:
                                                                                (rank + 1) * m]
-                                            for j in range(p)]) if p > 0 else self.recv.copy()
+                                            for j in range(p)])
         else:
             raise ValueError(f"no buffers for {coll}")
-        self.redop = op if vop == op and coll in ("allreduce", "reduce_scatter", "reduce") \
-            else "none"
-        self.root = ROOT if coll in ("broadcast", "reduce") else -1
+        self.redop = op if reduces else "none"
+        self.root = ROOT if COLLECTIVES[coll].rooted else -1
