@@ -24,7 +24,6 @@ named ``mpi``.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -65,19 +64,12 @@ class Imported:
 
 
 def detect(text: str) -> str:
-    s = text.lstrip()
-    if s.startswith("{"):
-        try:
-            doc = json.loads(s)
-        except (ValueError, RecursionError):
-            doc = None
-        if isinstance(doc, dict) and "results" in doc:
-            return "nccl-json"
-        if doc is not None or s.startswith('{"'):
-            if not re.search(r"^\s*#\s*OSU", text, re.MULTILINE) and \
-                    not re.search(r"out-of-place|nThread", text):
-                return "nccl-json"
-    if re.search(r"^\W*#?\s*OSU\s+\S+", text, re.MULTILINE) and "# Size" in text:
+    """Which grammar reads this text (nccl-tests -J JSON is parsed once, by its reader)."""
+    osu = re.search(r"^\W*#?\s*OSU\s+\S+", text, re.MULTILINE) and "# Size" in text
+    nccl_text = re.search(r"out-of-place|nThread", text)
+    if text.lstrip().startswith("{") and not osu and not nccl_text:
+        return "nccl-json"
+    if osu:
         return "osu"
     if re.search(r"out-of-place|nThread|Collective test starting|_perf\b|#\s+size\s+count\s+type",
                  text):
