@@ -34,7 +34,12 @@ def test_same_build_is_same_and_slowed_algorithm_is_slower(tmp_path, cli):
             r = mpirun(2, *RUN, "--csv", path, env=e)
             assert r.returncode == 0, r.stderr
     assert collbench.read_results(base).run.nunique() == 3      # three runs, kept apart
-    r = cli("compare", base, new, "--plot", tmp_path / "same.png", "--csv", tmp_path / "c.csv")
+    # Same build: CI's two shared cores swing a 2-rank point by up to 2x from run to run (seen:
+    # 64K ring 96 us then 46 us), and 3 against 3 repeats all on one side happens by chance
+    # 1 time in 20 per point, so the default 10% flagged one of six points on CI.  Ask for a
+    # 50% change here; the slowed build below adds 3 ms a call (10-60x) and is judged at 10%.
+    r = cli("compare", base, new, "--threshold", "0.5", "--plot", tmp_path / "same.png",
+            "--csv", tmp_path / "c.csv")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 slower" in r.stdout and "6 points compared" in r.stdout, r.stdout
     assert (tmp_path / "same.png").stat().st_size > 10_000
