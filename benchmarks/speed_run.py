@@ -63,17 +63,17 @@ def build_c_loop(tmp: Path) -> Path:
     return exe
 
 
-def c_times(exe, ranks, lo, hi, iters, warm):
-    out = subprocess.run([str(BIN / "mpiexec"), "-n", str(ranks), str(exe), str(lo), str(hi), "4",
+def c_times(exe, ranks, lo, hi, iters, warm, f):
+    out = subprocess.run([str(BIN / "mpiexec"), "-n", str(ranks), str(exe), str(lo), str(hi), str(f),
                           str(iters), str(warm)], capture_output=True, text=True, check=True,
                          timeout=600).stdout
     return {int(b): float(t) for b, t in (l.split() for l in out.splitlines())}
 
 
-def collbench_times(ranks, lo, hi, iters, warm, algos, tmp):
+def collbench_times(ranks, lo, hi, iters, warm, f, algos, tmp):
     csv = tmp / f"cb-{time.time_ns()}.csv"
     subprocess.run([str(BIN / "mpiexec"), "-n", str(ranks), sys.executable, "-m", "collbench",
-                    "run", "-b", str(lo), "-e", str(hi), "-f", "4", "-n", str(iters), "-w",
+                    "run", "-b", str(lo), "-e", str(hi), "-f", str(f), "-n", str(iters), "-w",
                     str(warm), "--algo", algos, "-c", "0", "--csv", str(csv)],
                    capture_output=True, text=True, check=True, timeout=600)
     return pd.read_csv(csv, comment="#")
@@ -104,9 +104,9 @@ def main(argv=None):
         best_c, best_cb = {}, {}
         algos = "mpi,ring,binomial,rhd,rd,hier"
         for rnd in range(args.rounds):
-            for lo, hi, it, w in ((8, 8192, 1000, 100), (32768, args.max, 20, 5)):
-                c = c_times(exe, args.ranks, lo, hi, it, w)
-                cb = collbench_times(args.ranks, lo, hi, it, w, algos, tmp)
+            for lo, hi, it, w, f in ((8, 8192, 1000, 100, 2), (32768, args.max, 20, 5, 4)):
+                c = c_times(exe, args.ranks, lo, hi, it, w, f)
+                cb = collbench_times(args.ranks, lo, hi, it, w, f, algos, tmp)
                 for b, t in c.items():
                     best_c[b] = min(best_c.get(b, 1e30), t)
                 for row in cb.itertuples():
@@ -122,6 +122,14 @@ def main(argv=None):
         rel = "  ".join(f"{m / best_cb[(a, b)]:9.2f}" for a in algos.split(",")[1:])
         print(f"  {b:>10d} {c:10.2f} {m:10.2f} {m / c:6.2f}x {m - c:8.2f}   {rel}")
     print("# algo/mpi columns: busbw of collbench's algorithm over MPI_Allreduce's (>1: faster)")
+    ring = {b: best_cb[("ring", b)] / best_cb[("mpi", b)] for b in best_c}
+    big = [1 / r for b, r in ring.items() if b >= 1 << 20]
+    mpi_c = [best_cb[("mpi", b)] / best_c[b] for b in best_c if b >= 1 << 16]
+    print("# targets (issue 13): ring time / MPI_Allreduce time at 8 B "
+          f"{ring.get(8, float('nan')):.2f}x and 4 KiB {ring.get(4096, float('nan')):.2f}x "
+          f"(<= 2.0x); ring busbw / MPI_Allreduce from 1 MiB min {min(big, default=0):.2f}x "
+          f"(>= 1.2x); --algo mpi / C loop from 64 KiB max {max(mpi_c, default=0):.2f}x "
+          "(<= 1.1x)")
     print(f"# single-process memory copy (256 MiB, NumPy copyto): {memcpy_gbps():.2f} GB/s")
 
 

@@ -18,6 +18,7 @@ def test_sdist_builds_an_importable_package(tmp_path):
     (sdist,) = (tmp_path / "dist").glob("collbench-*.tar.gz")
     names = tarfile.open(sdist).getnames()
     for part in ("cext/model/_kernels.pyx", "cext/runtime/_reduce.pyx",
+                 "cext/runtime/_steps.pyx", "cext/runtime/cb_reduce.h",
                  "src/collbench/py.typed", "src/collbench/model/_kernels.pyi",
                  "src/collbench/model/presets/dgx-h100.toml"):
         assert any(n.endswith(part) for n in names), part
@@ -27,6 +28,8 @@ def test_sdist_builds_an_importable_package(tmp_path):
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (target / "collbench" / "py.typed").exists()
+    # the C step loops are built where mpi4py and the mpich wheel's mpi.h are (test extras)
+    assert list((target / "collbench" / "runtime").glob("_steps.*.so"))
     code = ("import collbench, sys; df = collbench.estimate('dgx-h100', [8, 1 << 20], nranks=8);"
             "assert collbench.__file__.startswith(sys.argv[1]), collbench.__file__;"
             "print(len(df), df.time_us.min() > 0, len(collbench.systems()))")

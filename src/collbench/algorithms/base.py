@@ -342,3 +342,10 @@ class Algorithm:
     @property
     def runnable(self) -> tuple[str, ...]:
         return tuple(c for c in COLLECTIVES if c in self.runs)
+
+
+def c_loops(ctx: Any) -> Any:
+    """The run context's C step loops (``collbench.runtime._steps``), or None: then the
+    Python loops beside the algorithm run (the tests' simulated communicator, an MPI library
+    the loops were not built for, ``COLLBENCH_STEPS=python``)."""
+    return getattr(ctx, "steps", None)

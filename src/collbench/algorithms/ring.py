@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .base import MAX, Algorithm, Geometry, Plan, PlanContext, RefLevels
+from .base import MAX, Algorithm, Geometry, Plan, PlanContext, RefLevels, c_loops
 
 ring = Algorithm("ring", "reduce-scatter then all-gather around a ring (a pipelined chain for "
                          "broadcast/reduce)")
@@ -163,6 +163,10 @@ def ring_all_gather(ctx, comm, buf, b) -> None:
 def ring_allreduce(ctx, send, recv, comm=None) -> None:
     comm = comm or ctx.comm
     p = comm.Get_size()
+    if (c := c_loops(ctx)) is not None:
+        c.ring_allreduce(comm, send, recv, ctx.tmp(recv.size // p + 1), ctx.dtcode, ctx.op,
+                         SEGMENT_BYTES // recv.itemsize)
+        return
     if p == 1:
         recv[...] = send
         return
@@ -177,6 +181,9 @@ def ring_allreduce(ctx, send, recv, comm=None) -> None:
                                         "with block r (MPI_Reduce_scatter_block's layout)")
 def ring_reduce_scatter_block(ctx, send, recv, comm=None) -> None:
     comm = comm or ctx.comm
+    if (c := c_loops(ctx)) is not None:
+        c.ring_reduce_scatter(comm, send, recv, ctx.tmp(2 * recv.size), ctx.dtcode, ctx.op)
+        return
     p, r = comm.Get_size(), comm.Get_rank()
     m = recv.size
     if p == 1:
@@ -200,6 +207,9 @@ def ring_reduce_scatter_block(ctx, send, recv, comm=None) -> None:
 @ring.run("all_gather", description="ring all-gather, p-1 Sendrecv steps into the receive buffer")
 def ring_all_gather_block(ctx, send, recv, comm=None) -> None:
     comm = comm or ctx.comm
+    if (c := c_loops(ctx)) is not None:
+        c.ring_all_gather(comm, send, recv)
+        return
     p, r = comm.Get_size(), comm.Get_rank()
     m = send.size
     recv[r * m:(r + 1) * m] = send

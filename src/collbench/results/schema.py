@@ -40,7 +40,7 @@ MEASURED_COLUMNS: dict[str, str] = {
 META_COLUMNS: dict[str, str] = {
     "host": "category", "mpi_library": "category", "mpi_version": "category",
     "mpi4py_version": "category", "thread_level": "category", "ranks_per_node": "Int64",
-    "oversubscribed": "boolean", "commit": "category", "command": "category",
+    "step_loops": "category", "oversubscribed": "boolean", "commit": "category", "command": "category",
     "collbench_version": "category", "iters": "Int64", "warmup": "Int64",
     "timing": "category", "started": "category", "tool": "category",
 }

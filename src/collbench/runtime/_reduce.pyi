@@ -2,6 +2,7 @@
 import numpy as np
 
 OPS: dict[str, int]
+DTYPE_CODES: dict[str, int]
 
 def reduce_into(dst: np.ndarray, src: np.ndarray, op: int) -> None: ...
 def reduce_out(dst: np.ndarray, a: np.ndarray, src: np.ndarray, op: int) -> None: ...

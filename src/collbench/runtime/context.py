@@ -4,11 +4,31 @@
 only (and can run under the tests' simulated communicator)."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._reduce import OPS, reduce_into, reduce_out
+from ._reduce import DTYPE_CODES, OPS, reduce_into, reduce_out
+
+
+def c_steps(MPI: Any) -> Any:
+    """collbench's C step loops (``cext/runtime/_steps.pyx``), or None when they cannot run
+    here: not built (no MPI header at build time), an MPI library of another ABI than the
+    MPICH one they were built against (Open MPI), or ``COLLBENCH_STEPS=python`` (the Python
+    loops beside each algorithm, kept as the reference)."""
+    if os.environ.get("COLLBENCH_STEPS", "c") == "python":
+        return None
+    try:
+        if "openmpi" in Path(MPI.__file__).name:
+            return None
+        if "libmpi.so.12" not in Path("/proc/self/maps").read_text():
+            return None
+        from . import _steps  # type: ignore[attr-defined]   # links to the loaded libmpi
+    except (ImportError, OSError, AttributeError):
+        return None
+    return _steps
 
 
 class Context:
@@ -22,6 +42,9 @@ class Context:
         self.node_comm = node_comm
         self.cross_comm = cross_comm
         self._tmp = np.empty(0, dtype=self.dtype)
+        self.dtcode = DTYPE_CODES.get(self.dtype.name, -1)
+        # the algorithms' C step loops, where this MPI and dtype allow them
+        self.steps = c_steps(MPI) if self.dtcode >= 0 else None
 
     def tmp(self, n: int) -> np.ndarray:
         if self._tmp.size < n:

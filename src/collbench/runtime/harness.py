@@ -143,7 +143,9 @@ def setup(cfg: RunConfig, MPI: Any, emit: Emit) -> State:
         "thread_level": {MPI.THREAD_SINGLE: "single", MPI.THREAD_FUNNELED: "funneled",
                          MPI.THREAD_SERIALIZED: "serialized",
                          MPI.THREAD_MULTIPLE: "multiple"}[MPI.Query_thread()],
-        "ranks_per_node": node.Get_size(), "oversubscribed": bool(oversub),
+        "ranks_per_node": node.Get_size(),
+        "step_loops": "C (mpi4py libmpi)" if ctx.steps is not None else "Python (mpi4py)",
+        "oversubscribed": bool(oversub),
         "commit": _commit() if rank == 0 else "", "command": cfg.command,
         "collbench_version": __version__, "iters": cfg.iters, "warmup": cfg.warmup,
         "timing": TIMING[cfg.average], "started": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -185,7 +187,8 @@ def execute(st: State, emit: Emit) -> int:
     if rank == 0:
         emit(f"# collbench run: {coll}, {p} ranks ({st.node.Get_size()} per node, {nodes} "
              f"node{'s' if nodes != 1 else ''}), {st.meta['mpi_version']}, mpi4py "
-             f"{st.meta['mpi4py_version']}, thread level {st.meta['thread_level']}")
+             f"{st.meta['mpi4py_version']}, thread level {st.meta['thread_level']}, own "
+             f"algorithms' step loops in {st.meta['step_loops']}")
         emit(f"# iters {cfg.iters}, warmup {cfg.warmup}, check {cfg.check}, time = "
              f"{TIMING[cfg.average]} over ranks, out-of-place"
              + (f", predicted by {st.predict.name}" if st.predict else ""))

@@ -1,0 +1,287 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""collbench's own algorithms at C speed: the step loops call MPI's C API through mpi4py's
+Cython interface (``mpi4py.libmpi``) with the GIL released, on the caller's preallocated
+buffers, and reduce each received segment as it lands (``cb_reduce.h``).
+
+Every function takes an mpi4py communicator, 1-D contiguous NumPy arrays and the dtype code
+and op of ``cb_reduce.h``; it returns when this rank's part is done and raises
+``mpi4py.MPI.Exception`` if an MPI call fails.  The plain-Python implementations beside the
+algorithms' plans (``collbench.algorithms``) are the reference these must agree with; the run
+harness picks these when the MPI library is the one they were built against.
+"""
+from mpi4py cimport MPI
+from mpi4py.libmpi cimport (MPI_BYTE, MPI_Comm, MPI_Comm_rank, MPI_Comm_size, MPI_Irecv,
+                            MPI_Isend, MPI_Request, MPI_Sendrecv, MPI_STATUS_IGNORE,
+                            MPI_STATUSES_IGNORE, MPI_SUCCESS, MPI_Wait, MPI_Waitall)
+cimport numpy as cnp
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+from mpi4py import MPI as _MPI
+
+cnp.import_array()
+
+cdef extern from "cb_reduce.h":
+    void cb_reduce(void *d, const void *a, const void *s, Py_ssize_t n, int dt, int op) nogil
+    const int *cb_itemsize
+
+cdef Py_ssize_t CHUNK = 1 << 30          # largest single message (MPI counts are int)
+
+
+cdef inline Py_ssize_t lo(Py_ssize_t count, int p, int i) noexcept nogil:
+    """Start of block i of count elements split into p nearly equal blocks."""
+    cdef Py_ssize_t q = count // p, rem = count % p
+    return i * q + (i if i < rem else rem)
+
+
+cdef inline int md(int a, int p) noexcept nogil:
+    a = a % p
+    return a + p if a < 0 else a
+
+
+cdef int xchg(MPI_Comm comm, const char *s, Py_ssize_t sn, int dest, char *r, Py_ssize_t rn,
+              int src, int tag) noexcept nogil:
+    """Send sn bytes to dest and receive rn bytes from src, in messages of at most 1 GiB."""
+    cdef Py_ssize_t o = 0, a, b
+    cdef int err
+    while o < sn or o < rn:
+        a = min(CHUNK, sn - o) if o < sn else 0
+        b = min(CHUNK, rn - o) if o < rn else 0
+        if a > 0 and b > 0:
+            err = MPI_Sendrecv(<void *>(s + o), <int>a, MPI_BYTE, dest, tag, r + o, <int>b,
+                               MPI_BYTE, src, tag, comm, MPI_STATUS_IGNORE)
+        elif a > 0:
+            err = _send_only(comm, s + o, a, dest, tag)
+        else:
+            err = _recv_only(comm, r + o, b, src, tag)
+        if err != MPI_SUCCESS:
+            return err
+        o += CHUNK
+    return MPI_SUCCESS
+
+
+cdef int _send_only(MPI_Comm comm, const char *s, Py_ssize_t n, int dest, int tag) noexcept nogil:
+    cdef MPI_Request q
+    cdef int err = MPI_Isend(<void *>s, <int>n, MPI_BYTE, dest, tag, comm, &q)
+    return err if err != MPI_SUCCESS else MPI_Wait(&q, MPI_STATUS_IGNORE)
+
+
+cdef int _recv_only(MPI_Comm comm, char *r, Py_ssize_t n, int src, int tag) noexcept nogil:
+    cdef MPI_Request q
+    cdef int err = MPI_Irecv(r, <int>n, MPI_BYTE, src, tag, comm, &q)
+    return err if err != MPI_SUCCESS else MPI_Wait(&q, MPI_STATUS_IGNORE)
+
+
+cdef int c_ring_allreduce(MPI_Comm comm, int r, int p, const char *snd, char *rcv, char *tmp,
+                          Py_ssize_t count, int dt, int op, Py_ssize_t seg) noexcept nogil:
+    """Reduce-scatter (segments of seg elements: every receive and send posted at once, each
+    received segment reduced as it lands, reading the input block on first touch) then
+    all-gather, around the ring r -> r+1."""
+    cdef int es = cb_itemsize[dt], right = md(r + 1, p), left = md(r - 1, p)
+    cdef int step, sb, rb, k, nr, ns, err = MPI_SUCCESS
+    cdef Py_ssize_t s0, s1, r0, r1, o, e
+    cdef Py_ssize_t maxseg = (count // p + 1 + seg - 1) // seg + 1
+    cdef MPI_Request *reqs = <MPI_Request *>malloc(2 * maxseg * sizeof(MPI_Request))
+    cdef const char *out
+    if reqs == NULL:
+        return -1
+    for step in range(p - 1):
+        sb, rb = md(r - step, p), md(r - step - 1, p)
+        s0, s1, r0, r1 = lo(count, p, sb), lo(count, p, sb + 1), lo(count, p, rb), lo(count, p, rb + 1)
+        out = snd if step == 0 else rcv
+        nr = 0
+        o = 0
+        while o < r1 - r0:
+            e = min(o + seg, r1 - r0)
+            err = MPI_Irecv(tmp + o * es, <int>((e - o) * es), MPI_BYTE, left, step, comm, &reqs[nr])
+            if err != MPI_SUCCESS:
+                break
+            nr += 1
+            o = e
+        ns = 0
+        o = s0
+        while err == MPI_SUCCESS and o < s1:
+            e = min(o + seg, s1)
+            err = MPI_Isend(<void *>(out + o * es), <int>((e - o) * es), MPI_BYTE, right, step,
+                            comm, &reqs[nr + ns])
+            ns += 1
+            o = e
+        if err != MPI_SUCCESS:
+            break
+        o = 0
+        for k in range(nr):
+            err = MPI_Wait(&reqs[k], MPI_STATUS_IGNORE)
+            if err != MPI_SUCCESS:
+                break
+            e = min(o + seg, r1 - r0)
+            cb_reduce(rcv + (r0 + o) * es, snd + (r0 + o) * es, tmp + o * es, e - o, dt, op)
+            o = e
+        if err == MPI_SUCCESS:
+            err = MPI_Waitall(ns, reqs + nr, MPI_STATUSES_IGNORE)
+        if err != MPI_SUCCESS:
+            break
+    free(reqs)
+    if err != MPI_SUCCESS:
+        return err
+    # all-gather: rank r owns block r + 1
+    for step in range(p - 1):
+        sb, rb = md(r + 1 - step, p), md(r - step, p)
+        s0, s1, r0, r1 = lo(count, p, sb), lo(count, p, sb + 1), lo(count, p, rb), lo(count, p, rb + 1)
+        err = xchg(comm, rcv + s0 * es, (s1 - s0) * es, right, rcv + r0 * es, (r1 - r0) * es,
+                   left, 100 + step)
+        if err != MPI_SUCCESS:
+            return err
+    return MPI_SUCCESS
+
+
+cdef int c_ring_reduce_scatter(MPI_Comm comm, int r, int p, const char *snd, char *rcv,
+                               char *acc, char *inc, Py_ssize_t m, int dt,
+                               int op) noexcept nogil:
+    """Rank r ends with block r of the sum (MPI_Reduce_scatter_block's layout): step s sends
+    the partial sum of block r-s-1 and adds the left neighbour's partial of block r-s-2 to
+    this rank's input."""
+    cdef int es = cb_itemsize[dt], right = md(r + 1, p), left = md(r - 1, p)
+    cdef int s, rb, err
+    cdef Py_ssize_t nb = m * es
+    memcpy(acc, snd + md(r - 1, p) * nb, nb)
+    for s in range(p - 1):
+        rb = md(r - s - 2, p)
+        err = xchg(comm, acc, nb, right, inc, nb, left, 200 + s)
+        if err != MPI_SUCCESS:
+            return err
+        cb_reduce(acc, snd + rb * nb, inc, m, dt, op)
+    memcpy(rcv, acc, nb)
+    return MPI_SUCCESS
+
+
+cdef int c_ring_all_gather(MPI_Comm comm, int r, int p, const char *snd, char *rcv,
+                           Py_ssize_t nb) noexcept nogil:
+    cdef int right = md(r + 1, p), left = md(r - 1, p), s, err
+    memcpy(rcv + r * nb, snd, nb)
+    for s in range(p - 1):
+        err = xchg(comm, rcv + md(r - s, p) * nb, nb, right, rcv + md(r - s - 1, p) * nb, nb,
+                   left, 300 + s)
+        if err != MPI_SUCCESS:
+            return err
+    return MPI_SUCCESS
+
+
+cdef int c_pairwise_all_to_all(MPI_Comm comm, int r, int p, const char *snd, char *rcv,
+                               Py_ssize_t nb) noexcept nogil:
+    """p-1 Sendrecv steps: at step s send to r+s and receive from r-s (one peer at a time)."""
+    cdef int s, dst, src, err
+    memcpy(rcv + r * nb, snd + r * nb, nb)
+    for s in range(1, p):
+        dst, src = md(r + s, p), md(r - s, p)
+        err = xchg(comm, snd + dst * nb, nb, dst, rcv + src * nb, nb, src, 400 + s)
+        if err != MPI_SUCCESS:
+            return err
+    return MPI_SUCCESS
+
+
+cdef int c_sendrecv(MPI_Comm comm, int r, int p, const char *snd, char *rcv,
+                    Py_ssize_t nb) noexcept nogil:
+    """nccl-tests' sendrecv: send to r+1 and receive from r-1 at once."""
+    return xchg(comm, snd, nb, md(r + 1, p), rcv, nb, md(r - 1, p), 500)
+
+
+# ---- Python entry points ----------------------------------------------------------------
+
+cdef inline char *ptr(cnp.ndarray x):
+    return <char *>cnp.PyArray_DATA(x)
+
+
+cdef inline int check(int err) except -1:
+    if err == -1:
+        raise MemoryError("collbench step loop: no memory for the request list")
+    if err != MPI_SUCCESS:
+        raise _MPI.Exception(err)
+    return 0
+
+
+def ring_allreduce(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv, cnp.ndarray tmp,
+                   int dt, int op, Py_ssize_t seg):
+    """recv = op over ranks of send; tmp holds at least count // p + 1 elements."""
+    cdef MPI_Comm c = comm.ob_mpi
+    cdef int r, p, err
+    cdef Py_ssize_t count = cnp.PyArray_SIZE(recv)
+    MPI_Comm_rank(c, &r)
+    MPI_Comm_size(c, &p)
+    if p == 1:
+        memcpy(ptr(recv), ptr(send), count * cb_itemsize[dt])
+        return
+    if cnp.PyArray_SIZE(tmp) < count // p + 1 or cnp.PyArray_SIZE(send) != count:
+        raise ValueError("ring_allreduce: buffer sizes")
+    cdef const char *s = ptr(send)
+    cdef char *d = ptr(recv)
+    cdef char *t = ptr(tmp)
+    with nogil:
+        err = c_ring_allreduce(c, r, p, s, d, t, count, dt, op, max(seg, 1))
+    check(err)
+
+
+def ring_reduce_scatter(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv, cnp.ndarray work,
+                        int dt, int op):
+    """recv (m elements) = block r of op over ranks of send (p x m); work: 2 m elements."""
+    cdef MPI_Comm c = comm.ob_mpi
+    cdef int r, p, err
+    cdef Py_ssize_t m = cnp.PyArray_SIZE(recv)
+    MPI_Comm_rank(c, &r)
+    MPI_Comm_size(c, &p)
+    if cnp.PyArray_SIZE(send) < p * m or cnp.PyArray_SIZE(work) < 2 * m:
+        raise ValueError("ring_reduce_scatter: buffer sizes")
+    cdef const char *s = ptr(send)
+    cdef char *d = ptr(recv)
+    cdef char *w = ptr(work)
+    cdef char *w2 = w + m * cb_itemsize[dt]
+    with nogil:
+        err = c_ring_reduce_scatter(c, r, p, s, d, w, w2, m, dt, op)
+    check(err)
+
+
+def ring_all_gather(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv):
+    """recv (p x m elements) = every rank's send (m elements), in rank order."""
+    cdef MPI_Comm c = comm.ob_mpi
+    cdef int r, p, err
+    cdef Py_ssize_t nb = cnp.PyArray_NBYTES(send)
+    MPI_Comm_rank(c, &r)
+    MPI_Comm_size(c, &p)
+    if cnp.PyArray_NBYTES(recv) < p * nb:
+        raise ValueError("ring_all_gather: buffer sizes")
+    cdef const char *s = ptr(send)
+    cdef char *d = ptr(recv)
+    with nogil:
+        err = c_ring_all_gather(c, r, p, s, d, nb)
+    check(err)
+
+
+def pairwise_all_to_all(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv):
+    """recv block j = rank j's send block r (p blocks of equal size)."""
+    cdef MPI_Comm c = comm.ob_mpi
+    cdef int r, p, err
+    MPI_Comm_rank(c, &r)
+    MPI_Comm_size(c, &p)
+    cdef Py_ssize_t nb = cnp.PyArray_NBYTES(send) // p
+    if cnp.PyArray_NBYTES(recv) != cnp.PyArray_NBYTES(send):
+        raise ValueError("pairwise_all_to_all: buffer sizes")
+    cdef const char *s = ptr(send)
+    cdef char *d = ptr(recv)
+    with nogil:
+        err = c_pairwise_all_to_all(c, r, p, s, d, nb)
+    check(err)
+
+
+def sendrecv(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv):
+    """Send to rank r+1, receive from rank r-1 (equal sizes)."""
+    cdef MPI_Comm c = comm.ob_mpi
+    cdef int r, p, err
+    MPI_Comm_rank(c, &r)
+    MPI_Comm_size(c, &p)
+    cdef Py_ssize_t nb = cnp.PyArray_NBYTES(send)
+    if cnp.PyArray_NBYTES(recv) != nb:
+        raise ValueError("sendrecv: buffer sizes")
+    cdef const char *s = ptr(send)
+    cdef char *d = ptr(recv)
+    with nogil:
+        err = c_sendrecv(c, r, p, s, d, nb)
+    check(err)
