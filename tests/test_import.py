@@ -2,6 +2,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 
 import collbench
@@ -142,12 +143,24 @@ def test_rank_count_from_the_table_when_no_device_lines(tmp_path):
     assert any("device lines show 2 ranks" in w and "say 16" in w for w in res.warnings)
 
 
-def test_sendrecv_only_is_refused_with_one_line(tmp_path, cli):
-    p = tmp_path / "sr.txt"
-    p.write_text(nccl_text().replace("all_reduce_perf", "sendrecv_perf"))
+def test_unmodelled_program_only_is_refused_with_one_line(tmp_path, cli):
+    p = tmp_path / "g.txt"
+    p.write_text(nccl_text().replace("all_reduce_perf", "gather_perf"))
     r = cli("import", p, "-o", tmp_path / "o.csv")
     assert r.returncode == 2 and "does not model" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_sendrecv_is_read(tmp_path, cli):
+    # a real sendrecv_perf block (10 nodes x 8 H100), among four other collectives
+    from test_import_corpus import CORPUS
+    r = cli("import", CORPUS / "raw" / "odd-xx-h100-n10g8-multicoll-sendrecv.txt", "-o",
+            tmp_path / "o.csv")
+    assert r.returncode == 0 and not r.stderr, r.stderr
+    df = collbench.read_results(tmp_path / "o.csv")
+    sr = df[df.collective == "sendrecv"]
+    assert len(sr) == 2 * 10 and np.allclose(sr.busbw_gbps, sr.algbw_gbps, rtol=0.01)
+    assert sr.busbw_gbps.max() == pytest.approx(15.26, abs=0.01)
 
 
 def test_collective_never_defaults_silently(tmp_path, cli):

@@ -207,10 +207,12 @@ def test_bad_input_exit_2(args, words):
 
 
 OWN = {"allreduce": "ring,binomial,rhd,rd,hier", "reduce_scatter": "ring", "all_gather": "ring",
-       "broadcast": "binomial", "reduce": "binomial", "all_to_all": "mesh"}
+       "broadcast": "binomial", "reduce": "binomial", "all_to_all": "mesh,pairwise,bruck",
+       "sendrecv": "ring"}
 BUSBW = {"allreduce": lambda p: 2 * (p - 1) / p, "reduce_scatter": lambda p: (p - 1) / p,
          "all_gather": lambda p: (p - 1) / p, "broadcast": lambda p: 1.0,
-         "reduce": lambda p: 1.0, "all_to_all": lambda p: (p - 1) / p}
+         "reduce": lambda p: 1.0, "all_to_all": lambda p: (p - 1) / p,
+         "sendrecv": lambda p: 1.0}
 
 
 @pytest.mark.parametrize("coll", list(OWN))

@@ -23,6 +23,7 @@ REGISTRY: dict[str, Algorithm] = {a.name: a for a in (
     halving.rd,
     direct.mesh,
     direct.mesh2,
+    direct.pairwise,
     innet.innet,
     hier.hier,
     bruck.bruck,

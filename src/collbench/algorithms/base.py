@@ -62,6 +62,9 @@ COLLECTIVES = {c.name: c for c in (
                "reduce_perf"),
     Collective("all_to_all", lambda p: (p - 1) / p, False, False,
                "rank i sends block j to rank j (size = bytes sent per rank)", "alltoall_perf"),
+    Collective("sendrecv", lambda p: 1.0, False, False,
+               "rank i sends its buffer to rank i+1 while receiving from rank i-1",
+               "sendrecv_perf"),
 )}
 
 

@@ -1,13 +1,26 @@
 """Direct algorithms over switched (or full-mesh) tiers: ``mesh`` (one shot: every rank
-sends its data to every peer at once) and ``mesh2`` (two shots: direct reduce-scatter, then
-direct all-gather)."""
+sends its data to every peer at once), ``mesh2`` (two shots: direct reduce-scatter, then
+direct all-gather) and ``pairwise`` (all-to-all as p-1 exchanges, one peer at a time: MPI
+libraries' large-message all-to-all)."""
 from __future__ import annotations
 
 from ..errors import NotApplicable
-from .base import MAX, Algorithm, Geometry, Plan, PlanContext, RefLevels, need_switched
+from .base import (
+    MAX,
+    SUM,
+    Algorithm,
+    Geometry,
+    Plan,
+    PlanContext,
+    RefLevels,
+    c_loops,
+    need_switched,
+)
 
 mesh = Algorithm("mesh", "one-shot direct: every rank sends its data to every peer at once",
                  direct_shots=1)
+pairwise = Algorithm("pairwise", "pairwise exchange: p-1 steps, at step s send to r+s and receive "
+                                "from r-s (one peer at a time)")
 mesh2 = Algorithm("mesh2", "two-shot direct: direct reduce-scatter, then direct all-gather",
                   direct_shots=2)
 
@@ -74,3 +87,51 @@ def mesh_all_to_all(ctx, send, recv) -> None:
         reqs.append(comm.Irecv(recv[src * m:(src + 1) * m], source=src, tag=400))
         reqs.append(comm.Isend(send[dst * m:(dst + 1) * m], dest=dst, tag=400))
     ctx.waitall(reqs)
+
+
+# ---- pairwise exchange -------------------------------------------------------------------
+
+def _pairwise_counts(bounds: list[int], p: int) -> list[int]:
+    """Steps per tier: step s (1..p-1) talks to the rank at distance s, whose outermost
+    differing tier is the one with bounds[i] <= s < bounds[i+1]."""
+    out = []
+    for i in range(len(bounds) - 1):
+        lo, hi = max(bounds[i], 1), min(bounds[i + 1], p)
+        out.append(max(0, hi - lo))
+    return out
+
+
+@pairwise.plan("all_to_all")
+def _pairwise_plan(g: Geometry, ctx: PlanContext) -> Plan:
+    plan = g.new("pairwise", mode=SUM)
+    if g.p == 1:
+        return plan
+    for i, c in enumerate(_pairwise_counts(g.R, g.p)):
+        plan.lat += c * g.a[i]
+        g.add(plan, i, c * g.lf[i] / g.p)
+    return plan
+
+
+@pairwise.reference("all_to_all")
+def _pairwise_ref(r: RefLevels) -> tuple[float, float, float]:
+    lat = bw = 0.0
+    bounds = [int(r.lv[i][2]) for i in range(r.L)] + [r.p]
+    for i, c in enumerate(_pairwise_counts(bounds, r.p)):
+        lat += c * r.lat(i)
+        bw += c * r.m * r.link(i) / (r.p * r.rate(i))
+    return lat, bw, 0.0
+
+
+@pairwise.run("all_to_all", description="pairwise exchange: p-1 Sendrecv steps, to r+s from r-s")
+def pairwise_all_to_all(ctx, send, recv) -> None:
+    comm = ctx.comm
+    if (c := c_loops(ctx)) is not None:
+        c.pairwise_all_to_all(comm, send, recv)
+        return
+    p, r = comm.Get_size(), comm.Get_rank()
+    m = send.size // p
+    recv[r * m:(r + 1) * m] = send[r * m:(r + 1) * m]
+    for s in range(1, p):
+        dst, src = (r + s) % p, (r - s) % p
+        comm.Sendrecv(send[dst * m:(dst + 1) * m], dest=dst, sendtag=400 + s,
+                      recvbuf=recv[src * m:(src + 1) * m], source=src, recvtag=400 + s)

@@ -39,3 +39,12 @@ def mpi_reduce(ctx, send, recv) -> None:
 @mpi.run("all_to_all", description="the MPI library's MPI_Alltoall")
 def mpi_all_to_all(ctx, send, recv) -> None:
     ctx.comm.Alltoall(send, recv)
+
+
+@mpi.run("sendrecv", description="MPI_Sendrecv to rank r+1 from rank r-1, called through mpi4py "
+                                 "(nccl-tests' sendrecv_perf pattern)")
+def mpi_sendrecv(ctx, send, recv) -> None:
+    comm = ctx.comm
+    p, r = comm.Get_size(), comm.Get_rank()
+    comm.Sendrecv(send, dest=(r + 1) % p, sendtag=500, recvbuf=recv, source=(r - 1) % p,
+                  recvtag=500)

@@ -54,6 +54,19 @@ def _plan_chain(g: Geometry, ctx: PlanContext) -> Plan:
     return plan
 
 
+@ring.plan("sendrecv")
+def _plan_sendrecv(g: Geometry, ctx: PlanContext) -> Plan:
+    """One neighbour exchange: every rank r sends to r+1; the outermost tier crossed sets
+    the latency, each tier's boundary crossings share its bandwidth as in a ring step."""
+    plan = g.new("ring", mode=MAX)
+    if g.p == 1:
+        return plan
+    plan.lat += g.a[g.L - 1]
+    for i in range(g.L):
+        g.add(plan, i, g.lf[i] / g.R[i])
+    return plan
+
+
 # ---- reference ---------------------------------------------------------------------------
 
 def ring_reference(r: RefLevels, rounds: int, per_rank: float, red: float
@@ -103,6 +116,12 @@ def _ref_bcast(r: RefLevels) -> tuple[float, float, float]:
 @ring.reference("reduce")
 def _ref_reduce(r: RefLevels) -> tuple[float, float, float]:
     return _ref_chain(r, True)
+
+
+@ring.reference("sendrecv")
+def _ref_sendrecv(r: RefLevels) -> tuple[float, float, float]:
+    nb = max(r.m * r.link(i) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
+    return r.lat(r.L - 1), nb, 0.0
 
 
 # ---- real implementation -----------------------------------------------------------------
@@ -218,3 +237,15 @@ def ring_all_gather_block(ctx, send, recv, comm=None) -> None:
         sb, rb = (r - s) % p, (r - s - 1) % p
         comm.Sendrecv(recv[sb * m:(sb + 1) * m], dest=right, sendtag=300 + s,
                       recvbuf=recv[rb * m:(rb + 1) * m], source=left, recvtag=300 + s)
+
+
+@ring.run("sendrecv", description="one neighbour exchange: send to rank r+1 while receiving from "
+                                  "r-1 (MPI_Sendrecv from collbench's step loop)")
+def ring_sendrecv(ctx, send, recv, comm=None) -> None:
+    comm = comm or ctx.comm
+    if (c := c_loops(ctx)) is not None:
+        c.sendrecv(comm, send, recv)
+        return
+    p, r = comm.Get_size(), comm.Get_rank()
+    comm.Sendrecv(send, dest=(r + 1) % p, sendtag=500, recvbuf=recv, source=(r - 1) % p,
+                  recvtag=500)

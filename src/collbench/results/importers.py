@@ -44,7 +44,7 @@ MAX_RANKS = 10 ** 7
 
 NCCL_PROGRAMS = {"all_reduce": "allreduce", "reduce_scatter": "reduce_scatter",
                  "all_gather": "all_gather", "broadcast": "broadcast", "reduce": "reduce",
-                 "alltoall": "all_to_all", "all_to_all": "all_to_all"}
+                 "alltoall": "all_to_all", "all_to_all": "all_to_all", "sendrecv": "sendrecv"}
 OSU_PROGRAMS = {"allreduce": "allreduce", "reduce_scatter": "reduce_scatter",
                 "reduce-scatter": "reduce_scatter", "allgather": "all_gather",
                 "broadcast": "broadcast", "bcast": "broadcast", "reduce": "reduce",
@@ -117,7 +117,7 @@ def table_candidates(block: Block) -> set[str]:
     cands = set(NCCL_PROGRAMS.values())
     ops = {(r.redop or "").lower() for r in block.rows}
     if ops & {"sum", "prod", "min", "max", "avg", "mulsum", "premulsum"}:
-        cands &= {"allreduce", "reduce_scatter", "reduce"}
+        cands &= {"allreduce", "reduce_scatter", "reduce", "sendrecv"}   # sendrecv prints sum
     elif ops and ops <= {"none", ""}:
         cands &= {"all_gather", "broadcast", "all_to_all"}
     roots = {r.root for r in block.rows if r.root is not None}
@@ -197,8 +197,8 @@ def settle(block: Block, where: str, collective: str | None,
         if coll not in cands:
             warns.append(f"{where}: {block.program} names {coll}, but the table looks like "
                          f"{' or '.join(sorted(cands)) or 'none of the collectives'}")
-    elif len(cands) == 1:
-        coll = cands.pop()
+    elif len(cands - {"sendrecv"}) == 1:   # sendrecv only when the file names it: its table
+        coll = (cands - {"sendrecv"}).pop()  # looks like all-reduce's at 2 ranks
     else:
         raise ImportParseError(
             f"{where}: the file names no program and its table fits "

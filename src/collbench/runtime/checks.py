@@ -49,7 +49,8 @@ class Buffers:
     """One size of one collective on one rank, in nccl-tests' conventions: ``nbytes`` is the
     size nccl-tests prints (all-reduce, broadcast, reduce: the buffer; reduce-scatter and
     all-gather: the whole array; all-to-all: what one rank sends), ``count`` the count it
-    prints (per rank for reduce-scatter and all-gather, per peer for all-to-all), ``expected``
+    prints (per rank for reduce-scatter and all-gather, per peer for all-to-all; sendrecv: the
+    buffer each rank sends to its right neighbour), ``expected``
     what ``recv`` must hold after the call (None where this rank receives nothing to check)."""
 
     def __init__(self, coll: str, rank: int, p: int, nbytes: int, dtype: str, op: str) -> None:
@@ -91,6 +92,10 @@ class Buffers:
             self.expected = np.concatenate([make_input(j, p, total, dtype, vop)[rank * m:
                                                                                (rank + 1) * m]
                                             for j in range(p)])
+        elif coll == "sendrecv":
+            self.send = make_input(rank, p, total, dtype, vop)
+            self.recv = np.zeros(total, dtype=dtype)
+            self.expected = make_input((rank - 1) % p, p, total, dtype, vop)
         else:
             raise ValueError(f"no buffers for {coll}")
         self.redop = op if reduces else "none"

@@ -24,7 +24,7 @@ MAX_TIMEOUT = 7 * 24 * 3600.0
 RUN_ALIASES = {"all_reduce": "allreduce", "reducescatter": "reduce_scatter",
                "allgather": "all_gather", "bcast": "broadcast", "alltoall": "all_to_all",
                "all-to-all": "all_to_all", "reduce-scatter": "reduce_scatter",
-               "all-gather": "all_gather", "all-reduce": "allreduce"}
+               "all-gather": "all_gather", "all-reduce": "allreduce", "send_recv": "sendrecv"}
 
 
 @dataclass
