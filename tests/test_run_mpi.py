@@ -315,3 +315,22 @@ def test_c_step_loops_run_and_agree_with_the_python_loops(coll, tmp_path):
 def collbench_read(path):
     import collbench
     return collbench.read_results(path)
+
+
+def test_all_dtypes_and_ops_in_one_job(tmp_path):
+    # nccl-tests' -d all -o all: every pair exact, each its own run in one file; avg of
+    # integers left out with a note; a collective that does not reduce runs once per dtype
+    csv = tmp_path / "all.csv"
+    r = mpirun(3, "-d", "all", "-o", "all", "-b", "8", "-e", "40000", "-f", "70", "-n", "1", "-w",
+               "0", "--algo", "mpi,ring", "--csv", csv)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "31 dtype/op pairs" in r.stdout and "avg of integer dtypes left out" in r.stdout
+    df = collbench_read(csv)
+    assert df.run.nunique() == 31 and (df.nwrong == 0).all()
+    assert len(df.groupby(["dtype", "redop"], observed=True)) == 31
+    r = mpirun(2, "--collective", "all_gather", "-d", "all", "-o", "all", "-b", "64", "-e", "64",
+               "-n", "1", "-w", "0", "--algo", "ring", "--csv", tmp_path / "ag.csv")
+    assert r.returncode == 0 and "7 dtype/op pairs" in r.stdout, r.stderr + r.stdout
+    r = mpirun(2, "-d", "all", "-o", "mean", "-b", "8", "-e", "8", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown op 'mean'" in r.stderr
+    assert not (tmp_path / "results").exists()                  # nothing ran, nothing written

@@ -1,13 +1,23 @@
 """``collbench run``: real collectives under mpiexec (flags follow nccl-tests)."""
 from __future__ import annotations
 
+import dataclasses
+import datetime as _dt
 import os
 import shlex
 import socket
 import sys
 
 from ..errors import CollbenchError, RunError
-from ..runtime.config import RUN_DTYPES, RUN_OPS, THREAD_LEVELS, RunConfig, validate
+from ..runtime.config import (
+    RUN_DTYPES,
+    RUN_OPS,
+    THREAD_LEVELS,
+    RunConfig,
+    combinations,
+    validate,
+    validate_ranks,
+)
 from ..runtime.harness import execute, setup
 from ..runtime.watchdog import exit_on_signals
 from .common import add_size_args
@@ -29,9 +39,10 @@ def add_parser(sub) -> None:
     r.add_argument("-n", "--iters", type=int, default=20, help="timed iterations")
     r.add_argument("-w", "--warmup", type=int, default=5, help="warm-up iterations")
     r.add_argument("-c", "--check", type=int, default=1, help="check results: 1 or 0")
-    r.add_argument("-o", "--op", default="sum", help="/".join(RUN_OPS))
+    r.add_argument("-o", "--op", default="sum", help="/".join(RUN_OPS) + " or all")
     r.add_argument("-d", "--dtype", default="float32",
-                   help="/".join(RUN_DTYPES) + " (or nccl-tests' names: float, double, half)")
+                   help="/".join(RUN_DTYPES) + " (or nccl-tests' names: float, double, half) "
+                        "or all; with all, each dtype/op pair is its own run in the file")
     r.add_argument("-a", "--average", type=int, default=1,
                    help="time over ranks: 0 rank 0, 1 average, 2 min, 3 max")
     r.add_argument("--collective", default="allreduce",
@@ -73,18 +84,42 @@ def emit(line: str) -> None:
 
 
 def run(args) -> int:
-    cfg = validate(config(args))     # every rank, before MPI: bad input ends every rank alike
+    base = config(args)
+    pairs, notes = combinations(base.dtype, base.op, base.collective)
+    many = len(pairs) > 1
+    # every pair is checked before MPI starts: bad input ends every rank alike, before work
+    cfgs = [validate(dataclasses.replace(base, dtype=d, op=o,
+                                         run_suffix=f"-{d}-{o}" if many else ""))
+            for d, o in pairs]
     try:
         # mpi4py is optional (pip install 'collbench[mpi]'), and its rc must be set first
         import mpi4py
     except ImportError:
         raise RunError("collbench run needs mpi4py and an MPI: pip install 'collbench[mpi]'"
                        ) from None
-    mpi4py.rc.thread_level = cfg.thread_level
+    mpi4py.rc.thread_level = base.thread_level
     mpi4py.rc.finalize = True
     from mpi4py import MPI  # after mpi4py.rc: importing it initialises MPI
-    rank, host = MPI.COMM_WORLD.Get_rank(), socket.gethostname()
+    comm = MPI.COMM_WORLD
+    rank, host = comm.Get_rank(), socket.gethostname()
     exit_on_signals(rank, host)
+    for c in cfgs:                   # rank-count checks of every pair, before any work
+        validate_ranks(c, comm.Get_size())
+    if many and not base.csv and not base.json:      # one default file for all the pairs
+        stamp = comm.bcast(_dt.datetime.now().strftime("%Y%m%d-%H%M%S"), root=0)
+        cfgs = [validate(dataclasses.replace(
+            c, csv=f"results/run-{host}-n{comm.Get_size()}-{stamp}.csv")) for c in cfgs]
+    if many and rank == 0:
+        emit(f"# collbench run: {len(cfgs)} dtype/op pairs: "
+             + ", ".join(f"{c.dt.name if c.dt else c.dtype} {c.op}" for c in cfgs)
+             + "".join(f"; {n}" for n in notes))
+    code = 0
+    for cfg in cfgs:
+        code = max(code, _run_one(cfg, MPI, rank, host))
+    return code
+
+
+def _run_one(cfg: RunConfig, MPI, rank: int, host: str) -> int:
     state = setup(cfg, MPI, emit)    # collective verdicts: one error, every rank, exit 2
     try:
         return execute(state, emit)

@@ -49,11 +49,36 @@ class RunConfig:
     thread_level: str = "single"
     min_busbw: float | None = None   # GB/s at the largest size, per algorithm: fail below
     command: str = ""
+    run_suffix: str = ""             # added to the run id (one run per dtype/op of -d/-o all)
     # filled by validate()
     algos: list[str] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     dt: DType | None = None
     paths: list[Path] = field(default_factory=list)
+
+
+def combinations(dtype_arg: str, op_arg: str, collective: str) -> tuple[list[tuple[str, str]],
+                                                                     list[str]]:
+    """(dtype, op) pairs of ``-d``/``-o`` (``all`` expands as nccl-tests does), and notes on
+    pairs left out: avg of integers (no exact check) and ops of collectives that do not
+    reduce (one pass: the op does not matter)."""
+    reduces = COLLECTIVES.get(RUN_ALIASES.get(collective, collective))
+    dts = list(RUN_DTYPES) if dtype_arg == "all" else [dtype_arg]
+    ops = list(RUN_OPS) if op_arg == "all" else [op_arg]
+    notes = []
+    if op_arg == "all" and reduces is not None and not reduces.reduces:
+        ops, notes = ["sum"], [f"-o all: {reduces.name} does not reduce; one pass per dtype"]
+    pairs = []
+    for d in dts:
+        for o in ops:
+            if o == "avg" and (dtype_arg == "all" or op_arg == "all") and d in RUN_DTYPES \
+                    and dtype(d).kind != "float" and (reduces is None or reduces.reduces):
+                continue
+            pairs.append((d, o))
+    if len(pairs) < len(dts) * len(ops) and (dtype_arg == "all" or op_arg == "all"):
+        notes.append("avg of integer dtypes left out (integer division truncates: no exact "
+                     "check)")
+    return pairs, notes
 
 
 def validate(cfg: RunConfig) -> RunConfig:

@@ -118,7 +118,7 @@ def setup(cfg: RunConfig, MPI: Any, emit: Emit) -> State:
     assert cfg.dt is not None
     ctx = Context(MPI, comm, cfg.op, mpi_op, cfg.dt.name, node, cross)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_id = comm.bcast(f"{stamp}-{host}-{os.getpid()}", root=0)
+    run_id = comm.bcast(f"{stamp}-{host}-{os.getpid()}{cfg.run_suffix}", root=0)
     paths = cfg.paths or [Path("results") / f"run-{host}-n{p}-{stamp}.csv"]
     # the results files: an existing one must be a results file (its rows are kept)
     err = None
