@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as d, Hosts(Path(d), 2, rate="200mbit", tag=9) as hosts:
         r = hosts.mpiexec(2, [sys.executable, "-m", "collbench", "run", "--algo",
                               "mpi,ring,rhd,hier", "-b", "4M", "-e", "16M", "-f", "2", "-n", "3",
-                              "-w", "1", "--predict", str(SYSTEM), "--csv", str(args.out)],
+                              "-w", "1", "--no-in-place", "--predict", str(SYSTEM), "--csv", str(args.out)],
                           timeout=1200, cwd=Path(d))
     print(r.stdout)
     if r.returncode:

@@ -11,7 +11,7 @@ from test_run_mpi import MPIEXEC, mpirun, shim
 needs_mpi = pytest.mark.skipif(not MPIEXEC.exists(),
                                reason="mpiexec from the mpich wheel is not installed next to "
                                       "python (pip install '.[mpi]')")
-RUN = ["-b", "64K", "-e", "1M", "-f", "4", "-n", "20", "-w", "3", "--algo", "mpi,ring"]
+RUN = ["-b", "64K", "-e", "1M", "-f", "4", "-n", "20", "-w", "3", "--algo", "mpi,ring", "--no-in-place"]
 
 
 def rows(out):

@@ -46,7 +46,7 @@ def test_shaped_fabric_prediction_and_order(tmp_path):
     csv = tmp_path / "shaped.csv"
     with Hosts(tmp_path, 2, rate="200mbit", tag=2) as hosts:
         r = run(hosts, tmp_path, "--algo", "ring,rhd,hier", "-b", "4M", "-e", "16M", "-f", "2",
-                "-n", "2", "-w", "1", "--predict", SYSTEM, "--csv", csv, timeout=600)
+                "-n", "2", "-w", "1", "--no-in-place", "--predict", SYSTEM, "--csv", csv, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:] + r.stdout[-3000:]
     df = collbench.read_results(csv)
     assert len(df) == 9 and (df.nwrong == 0).all()

@@ -76,7 +76,7 @@ def test_signal_ends_job_with_one_line_and_keeps_rows(tmp_path, target, sig, cod
     assert lines and all(f"interrupted by {name}; ending the job" in l for l in lines), err
     assert "Traceback" not in err and "Assertion" not in err
     df = pd.read_csv(csv, comment="#")
-    assert len(df) >= 4 and list(df.nbytes[:4]) == [8, 16, 32, 64]
+    assert len(df) >= 4 and list(df.nbytes[:4]) == [8, 8, 16, 16]  # both placements
 
 
 @needs_mpi
@@ -100,7 +100,7 @@ def test_stall_in_the_save_is_ended_by_the_watchdog(tmp_path):
     assert r.returncode == 3, (r.returncode, r.stderr)
     assert "timed out after 3 s in saving rd allreduce of 512 bytes" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
-    assert list(pd.read_csv(csv, comment="#").nbytes) == [8, 64]
+    assert list(pd.read_csv(csv, comment="#").nbytes) == [8, 8, 64, 64]
 
 
 @needs_mpi
@@ -127,7 +127,7 @@ def test_full_disk_says_why_exit_2_every_rank(tmp_path):
     assert len(ours) == 1 and "disk full" in ours[0] and str(csv) in ours[0], r.stderr
     assert "Traceback" not in r.stderr
     kept = collbench.read_results(tmp_path / "kept.csv")
-    assert len(kept) > 10 and (kept.nwrong == 0).all()
+    assert len(kept) > 6 and (kept.nwrong == 0).all()
 
 
 def test_too_many_tiers_is_refused_before_any_work(tmp_path):

@@ -53,13 +53,15 @@ def test_every_algorithm_exact_odd_sizes(n, tmp_path):
     assert all(row[9] == "0" for row in rows)         # #wrong
     assert "# Out of bounds values : 0 OK" in r.stdout
     df = pd.read_csv(csv, comment="#")
-    assert len(df) == 24 and set(df.algorithm) == set(ALGOS.split(","))
+    assert len(df) == 48 and set(df.algorithm) == set(ALGOS.split(","))  # out of place, in place
+    assert (df.groupby("placement").size() == 24).all() and (df.nwrong == 0).all()
+    assert all(row[13] == "0" for row in rows)        # in-place #wrong
     assert (df.nranks == n).all() and (df.source == "measured").all()
     r = mpirun(n, "-b", "4", "-e", "4", "-n", "1", "-w", "0", "--algo", ALGOS,   # one element
                cwd=tmp_path)
     assert r.returncode == 0 and all(row[9] == "0" for row in rows_of(r.stdout)), r.stderr
     default = list((tmp_path / "results").glob(f"run-*-n{n}-*.csv"))   # the default file
-    assert len(default) == 1 and len(pd.read_csv(default[0], comment="#")) == 6
+    assert len(default) == 1 and len(pd.read_csv(default[0], comment="#")) == 12
 
 
 # avg of integers is refused before any work (see test_bad_input_exit_2)
@@ -82,7 +84,8 @@ def test_table_and_results_schema(tmp_path):
     r = mpirun(2, "-b", "8", "-e", "1M", "-f", "4", "-n", "3", "--algo", "mpi,ring",
                "--predict", "dgx-h100", "--csv", csv, "--json", js)
     assert r.returncode == 0, r.stderr
-    header = [l for l in r.stdout.splitlines() if "size" in l and l.startswith("#")][0]
+    header = [l for l in r.stdout.splitlines() if "#wrong" in l and l.startswith("#")][0]
+    assert "out-of-place" in r.stdout and "in-place" in r.stdout
     for col in ("size", "count", "type", "redop", "root", "time", "algbw", "busbw", "#wrong",
                 "predicted", "meas/pred"):
         assert col in header
@@ -98,12 +101,15 @@ def test_table_and_results_schema(tmp_path):
     assert (df.predicted_system == "dgx-h100").all() and (df.ratio > 0).all()
     assert (df.busbw_gbps == df.algbw_gbps).all()      # 2 ranks: factor 2(n-1)/n = 1
     dj = collbench.read_results(js)
-    assert len(dj) == len(df) == 18                    # 9 sizes x 2 algorithms
+    assert len(dj) == len(df) == 36                    # 9 sizes x 2 algorithms x 2 placements
+    assert (df.cv_pct >= 0).all() and (df.time_p99_us >= df.time_median_us * 0.999).all()
+    # interleaved: every algorithm at a size before the next size
+    assert list(df.nbytes) == sorted(df.nbytes)
     assert list(dj.dtypes) == list(df.dtypes)
     # the run's metadata is written once, not on every row
     text = csv.read_text()
     assert sum("MPICH" in line for line in text.splitlines()) == 1 and text.startswith("# collbench results, schema 2")
-    assert len(pd.read_csv(csv, comment="#")) == 18    # plain pandas reads the rows
+    assert len(pd.read_csv(csv, comment="#")) == 36    # plain pandas reads the rows
 
 
 def test_wrong_results_are_counted_and_fail(tmp_path):
@@ -140,7 +146,8 @@ def test_rank_that_raises_ends_job_and_keeps_rows(tmp_path):
     assert "injected failure" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert "rank 1 (" in r.stderr and "RuntimeError" in r.stderr, r.stderr
     df = pd.read_csv(csv, comment="#")
-    assert list(df.nbytes) == [8, 64, 512], (r.stdout, r.stderr)   # completed before the failure
+    out = df[df.placement == "out-of-place"]
+    assert list(out.nbytes) == [8, 64, 512], (r.stdout, r.stderr)  # completed before the failure
 
 
 def test_hung_collective_times_out_and_keeps_rows(tmp_path):
@@ -159,7 +166,7 @@ def test_hung_collective_times_out_and_keeps_rows(tmp_path):
                env=env, timeout=90)
     assert time.time() - t0 < 60
     assert r.returncode != 0 and "timed out after 3 s" in r.stderr
-    assert list(pd.read_csv(csv, comment="#").nbytes) == [8, 64]
+    assert list(pd.read_csv(csv, comment="#").nbytes) == [8, 8, 64, 64]     # both placements
 
 
 def test_killed_rank_keeps_rows(tmp_path):
@@ -174,7 +181,7 @@ def test_killed_rank_keeps_rows(tmp_path):
     os.killpg(p.pid, signal.SIGKILL)           # the whole job dies mid-run
     p.wait(timeout=30)
     df = pd.read_csv(csv, comment="#")         # still a complete, readable file
-    assert len(df) >= 4 and list(df.nbytes[:4]) == [8, 16, 32, 64]
+    assert len(df) >= 4 and list(df.nbytes[:4]) == [8, 8, 16, 16]          # both placements
 
 
 @pytest.mark.parametrize("args, words", [
@@ -257,7 +264,7 @@ def test_sabotaged_collective_is_caught(tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["--collective", "gather"], "unknown collective 'gather'"),
     (["--collective", "broadcast", "--algo", "ring"], "valid: binomial, mpi"),
-    (["--collective", "alltoall", "--algo", "rhd"], "valid: mesh, mpi"),
+    (["--collective", "alltoall", "--algo", "rhd"], "valid: mesh, pairwise, bruck, mpi"),
 ])
 def test_bad_collective_input(args, words):
     r = mpirun(2, *args, timeout=60)
@@ -286,7 +293,7 @@ def test_slow_rank_is_named_and_busbw_threshold_fails(tmp_path):
     df = pd.read_csv(csv, comment="#")
     assert (df.slowest_rank == 1).all() and df.slowest_host.notna().all()
     rows = rows_of(r.stdout)
-    assert all(row[10] == "1" and float(row[11]) > 1.03 for row in rows), r.stdout
+    assert all(row[14] == "1" and float(row[15]) > 1.03 for row in rows), r.stdout
     r = mpirun(2, "--algo", "mpi", "-b", "64K", "-e", "64K", "-n", "3", "--min-busbw", "0.0001")
     assert r.returncode == 0 and " OK" in r.stdout.split("busbw check")[1], r.stdout
     r = mpirun(2, "--min-busbw", "-1", timeout=60)
@@ -308,7 +315,7 @@ def test_c_step_loops_run_and_agree_with_the_python_loops(coll, tmp_path):
         assert r.returncode == 0, r.stderr + r.stdout
         assert words in r.stdout.splitlines()[0], r.stdout
         df = collbench_read(csv)
-        assert len(df) == 4 and (df.nwrong == 0).all()
+        assert len(df) == 8 and (df.nwrong == 0).all()                     # 4 sizes x 2 places
         assert (df.step_loops == loops).all()
 
 
@@ -334,3 +341,43 @@ def test_all_dtypes_and_ops_in_one_job(tmp_path):
     r = mpirun(2, "-d", "all", "-o", "mean", "-b", "8", "-e", "8", cwd=tmp_path)
     assert r.returncode == 2 and "unknown op 'mean'" in r.stderr
     assert not (tmp_path / "results").exists()                  # nothing ran, nothing written
+
+
+def test_expectations_fail_with_a_line_per_row_and_exit_3(tmp_path):
+    # acceptance checks: every row below --expect-busbw, or slower than --expect-ratio x the
+    # prediction, gets a line; exit code 3 (wrong results would be 1)
+    r = mpirun(2, "-b", "1K", "-e", "4K", "-f", "2", "-n", "2", "-w", "1", "--algo", "mpi,ring",
+               "--expect-busbw", "1e6", "--csv", tmp_path / "a.csv")
+    assert r.returncode == 3, r.stderr + r.stdout
+    lines = [l for l in r.stdout.splitlines() if l.startswith("# EXPECTATION FAILED")]
+    assert len(lines) == 3 * 2 * 2                       # sizes x algorithms x placements
+    assert "ring 2048 B in-place: busbw" in "\n".join(lines)
+    assert "12 of 12 rows fall short (exit code 3)" in r.stdout
+    r = mpirun(2, "-b", "1K", "-e", "4K", "-f", "2", "-n", "2", "-w", "1", "--algo", "ring",
+               "--expect-busbw", "1e-9", "--csv", tmp_path / "b.csv")
+    assert r.returncode == 0 and "0 of 6 rows fall short" in r.stdout, r.stdout
+    # this CPU is slower than an 8-GPU H100 node at every size
+    r = mpirun(2, "-b", "1M", "-e", "1M", "-n", "2", "-w", "1", "--algo", "ring",
+               "--predict", "dgx-h100", "--expect-ratio", "1.5", "--csv", tmp_path / "c.csv")
+    assert r.returncode == 3 and "x the predicted time > --expect-ratio 1.5" in r.stdout, r.stdout
+    r = mpirun(2, "--expect-ratio", "2", "-b", "8", "-e", "8", cwd=tmp_path)
+    assert r.returncode == 2 and "--expect-ratio needs --predict" in r.stderr, r.stderr
+    r = mpirun(2, "--expect-busbw", "-3", "-b", "8", "-e", "8", cwd=tmp_path)
+    assert r.returncode == 2 and "--expect-busbw must be a positive" in r.stderr, r.stderr
+
+
+def test_in_place_check_catches_an_algorithm_that_ignores_aliasing(tmp_path):
+    # a ring that copies its input aside first works out of place; one that zeroes the
+    # receive buffer before reading its input (wrong when they alias) must be caught in place
+    env = shim(tmp_path,
+               "from collbench.algorithms import REGISTRY\n"
+               "orig = REGISTRY['ring'].runs['allreduce']\n"
+               "def careless(ctx, s, r, comm=None):\n"
+               "    r[:1] = 0\n"
+               "    return orig(ctx, s, r, comm)\n"
+               "REGISTRY['ring'].runs['allreduce'] = careless\n")
+    r = mpirun(2, "-b", "64", "-e", "64", "-n", "1", "-w", "0", "--algo", "ring",
+               "--csv", tmp_path / "r.csv", env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    row = rows_of(r.stdout)[0]
+    assert row[9] == "0" and row[13] != "0", r.stdout     # out of place right, in place wrong

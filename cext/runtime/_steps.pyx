@@ -15,7 +15,7 @@ from mpi4py.libmpi cimport (MPI_BYTE, MPI_Comm, MPI_Comm_rank, MPI_Comm_size, MP
                             MPI_STATUSES_IGNORE, MPI_SUCCESS, MPI_Wait, MPI_Waitall)
 cimport numpy as cnp
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
 
 from mpi4py import MPI as _MPI
 
@@ -150,14 +150,14 @@ cdef int c_ring_reduce_scatter(MPI_Comm comm, int r, int p, const char *snd, cha
         if err != MPI_SUCCESS:
             return err
         cb_reduce(acc, snd + rb * nb, inc, m, dt, op)
-    memcpy(rcv, acc, nb)
+    memmove(rcv, acc, nb)
     return MPI_SUCCESS
 
 
 cdef int c_ring_all_gather(MPI_Comm comm, int r, int p, const char *snd, char *rcv,
                            Py_ssize_t nb) noexcept nogil:
     cdef int right = md(r + 1, p), left = md(r - 1, p), s, err
-    memcpy(rcv + r * nb, snd, nb)
+    memmove(rcv + r * nb, snd, nb)       # in place: the same block
     for s in range(p - 1):
         err = xchg(comm, rcv + md(r - s, p) * nb, nb, right, rcv + md(r - s - 1, p) * nb, nb,
                    left, 300 + s)
@@ -208,7 +208,7 @@ def ring_allreduce(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv, cnp.ndarra
     MPI_Comm_rank(c, &r)
     MPI_Comm_size(c, &p)
     if p == 1:
-        memcpy(ptr(recv), ptr(send), count * cb_itemsize[dt])
+        memmove(ptr(recv), ptr(send), count * cb_itemsize[dt])
         return
     if cnp.PyArray_SIZE(tmp) < count // p + 1 or cnp.PyArray_SIZE(send) != count:
         raise ValueError("ring_allreduce: buffer sizes")

@@ -8,19 +8,32 @@ from .base import Algorithm
 mpi = Algorithm("mpi", "the MPI library's own collective call", model_as="auto")
 
 
-@mpi.run("allreduce", description="the MPI library's MPI_Allreduce")
+def in_place(ctx) -> bool:
+    """The harness times nccl-tests' in-place layout: MPI wants MPI_IN_PLACE for it."""
+    return getattr(ctx, "in_place", False)
+
+
+@mpi.run("allreduce", description="the MPI library's MPI_Allreduce (MPI_IN_PLACE in place)")
 def mpi_allreduce(ctx, send, recv) -> None:
-    ctx.comm.Allreduce(send, recv, op=ctx.mpi_op)
+    ctx.comm.Allreduce(ctx.MPI.IN_PLACE if in_place(ctx) else send, recv, op=ctx.mpi_op)
 
 
-@mpi.run("reduce_scatter", description="the MPI library's MPI_Reduce_scatter_block")
+@mpi.run("reduce_scatter", description="the MPI library's MPI_Reduce_scatter_block (in place: "
+                                       "MPI_IN_PLACE, then block 0 copied to this rank's block)")
 def mpi_reduce_scatter(ctx, send, recv) -> None:
+    if in_place(ctx):
+        # MPI leaves the result at the start of the buffer; nccl-tests' layout wants it in
+        # this rank's block (recv is that block of send)
+        ctx.comm.Reduce_scatter_block(ctx.MPI.IN_PLACE, send, op=ctx.mpi_op)
+        if recv.size and ctx.comm.Get_rank():
+            recv[...] = send[:recv.size]
+        return
     ctx.comm.Reduce_scatter_block(send, recv, op=ctx.mpi_op)
 
 
-@mpi.run("all_gather", description="the MPI library's MPI_Allgather")
+@mpi.run("all_gather", description="the MPI library's MPI_Allgather (MPI_IN_PLACE in place)")
 def mpi_all_gather(ctx, send, recv) -> None:
-    ctx.comm.Allgather(send, recv)
+    ctx.comm.Allgather(ctx.MPI.IN_PLACE if in_place(ctx) else send, recv)
 
 
 @mpi.run("broadcast", description="the MPI library's MPI_Bcast from rank 0 (out of place: the "
@@ -33,6 +46,9 @@ def mpi_broadcast(ctx, send, recv) -> None:
 
 @mpi.run("reduce", description="the MPI library's MPI_Reduce to rank 0")
 def mpi_reduce(ctx, send, recv) -> None:
+    if in_place(ctx) and ctx.comm.Get_rank() == 0:
+        ctx.comm.Reduce(ctx.MPI.IN_PLACE, recv, op=ctx.mpi_op, root=0)
+        return
     ctx.comm.Reduce(send, recv, op=ctx.mpi_op, root=0)
 
 

@@ -64,6 +64,14 @@ def add_parser(sub) -> None:
     r.add_argument("--min-busbw", type=float, default=None, metavar="GBPS",
                    help="acceptance check: exit 1 if an algorithm's busbw at the largest size "
                         "is below this")
+    r.add_argument("--expect-busbw", type=float, default=None, metavar="GBPS",
+                   help="acceptance check: a line for every row whose busbw is below this, "
+                        "exit code 3")
+    r.add_argument("--expect-ratio", type=float, default=None, metavar="R",
+                   help="acceptance check with --predict: a line for every row slower than R "
+                        "x the predicted time, exit code 3")
+    r.add_argument("--no-in-place", dest="in_place", action="store_false",
+                   help="time out of place only (default: both, as nccl-tests prints them)")
     r.add_argument("--thread-level", default="single", choices=THREAD_LEVELS,
                    help="MPI thread level (MPICH is slower with multiple)")
     r.set_defaults(func=run)
@@ -76,6 +84,8 @@ def config(args) -> RunConfig:
                      average=args.average, ranks_per_node=args.ranks_per_node,
                      predict=args.predict, csv=args.csv, json=args.json, timeout=args.timeout,
                      thread_level=args.thread_level, min_busbw=args.min_busbw,
+                     expect_busbw=args.expect_busbw, expect_ratio=args.expect_ratio,
+                     in_place=args.in_place,
                      command=shlex.join(["collbench", *sys.argv[1:]]))
 
 

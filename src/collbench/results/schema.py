@@ -30,7 +30,7 @@ MEASURED_COLUMNS: dict[str, str] = {
     "redop": "category", "root": "Int64",
     "time_us": "float64", "algbw_gbps": "float64", "busbw_gbps": "float64",
     "time_min_us": "float64", "time_max_us": "float64", "time_rank0_us": "float64",
-    "time_median_us": "float64", "nwrong": "Int64", "slowest_rank": "Int64",
+    "time_median_us": "float64", "time_p99_us": "float64", "cv_pct": "float64", "nwrong": "Int64", "slowest_rank": "Int64",
     "slowest_host": "category",
     "predicted_us": "float64", "predicted_system": "category", "ratio": "float64",
     "extrapolated": "string", "timestamp": "string", "file": "string", "line": "Int64",

@@ -64,15 +64,33 @@ def estimate_table(show_terms=True) -> Table:
     return Table(cols)
 
 
+def _na(f):
+    """A formatter that prints N/A where a placement was not run (nccl-tests' habit)."""
+    return lambda v: "N/A" if v == "N/A" else f(v)
+
+
 def run_table(predict: bool) -> Table:
+    """nccl-tests' row: size, count, type, redop, root, then out-of-place and in-place
+    (time, algbw, busbw, #wrong); collbench adds the algorithm after root and, after the
+    in-place group, the slowest rank, max/min time over ranks and the iterations' spread
+    (coefficient of variation, worst rank) of the out-of-place timing."""
     cols = [("size", "(B)", 13, _int), ("count", "(elements)", 13, _int),
             ("type", "", 9, _str), ("redop", "", 7, _str), ("root", "", 6, _int),
             ("algo", "", 10, _str), ("time", "(us)", 10, fmt_time),
             ("algbw", "(GB/s)", 9, fmt_bw), ("busbw", "(GB/s)", 9, fmt_bw),
-            ("#wrong", "", 8, _int), ("slowest", "rank", 8, _int),
-            ("max/min", "", 8, lambda v: "-" if v is None else f"{v:.2f}")]
+            ("#wrong", "", 8, _int), ("time ", "(us)", 10, _na(fmt_time)),
+            ("algbw ", "(GB/s)", 9, _na(fmt_bw)), ("busbw ", "(GB/s)", 9, _na(fmt_bw)),
+            ("#wrong ", "", 8, _na(_int)), ("slowest", "rank", 8, _int),
+            ("max/min", "", 8, lambda v: "-" if v is None else f"{v:.2f}"),
+            ("cv%", "", 7, lambda v: "-" if v is None else f"{v:.1f}")]
     if predict:     # a predicted value beyond a calibration's data comes as (value, "*")
         cols += [("predicted", "(us)", 11, fmt_marked),
                  ("meas/pred", "", 10,
                                                         lambda v: "-" if v is None else f"{v:.2f}")]
     return Table(cols)
+
+
+def run_table_groups() -> str:
+    """The line above run_table's header naming its two timing groups, as nccl-tests does."""
+    lead = 13 + 13 + 9 + 7 + 6 + 10
+    return "#" + " " * lead + f"{'out-of-place':^36}" + f"{'in-place':^36}"

@@ -100,3 +100,31 @@ class Buffers:
             raise ValueError(f"no buffers for {coll}")
         self.redop = op if reduces else "none"
         self.root = ROOT if COLLECTIVES[coll].rooted else -1
+        self.coll, self.rank, self.p, self.m = coll, rank, p, m
+
+    def in_place(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(send, recv) views of one buffer in nccl-tests' in-place layout, or None where the
+        collective has no in-place form here (all-to-all, sendrecv).  all-reduce, broadcast,
+        reduce: one buffer; reduce-scatter: the whole array in, block ``rank`` out;
+        all-gather: block ``rank`` in, the whole array out."""
+        if self.coll in ("all_to_all", "sendrecv"):
+            return None
+        if not hasattr(self, "_buf"):
+            self._buf = np.zeros(self.send.size if self.coll != "all_gather" else
+                                 self.recv.size, dtype=self.send.dtype)
+        b, r, m = self._buf, self.rank, self.m
+        if self.coll == "reduce_scatter":
+            return b, b[r * m:(r + 1) * m]
+        if self.coll == "all_gather":
+            return b[r * m:(r + 1) * m], b
+        return b, b
+
+    def refill_in_place(self, poison) -> None:
+        """The in-place buffer as before a call: this rank's input where the collective
+        reads it, ``poison`` everywhere else (so a call that writes nothing is caught)."""
+        send, _ = self.in_place() or (None, None)
+        if send is None:
+            return
+        self._buf.fill(poison)
+        if self.coll != "broadcast" or self.rank == ROOT:
+            send[...] = self.send

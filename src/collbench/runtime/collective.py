@@ -17,11 +17,16 @@ def agree(comm: Any, error: str | None) -> None:
         raise InputError(first)
 
 
-def time_iterations(MPI: Any, once: Callable[[], None], iters: int) -> tuple[float, float]:
-    """Mean and median time (us) of ``iters`` calls of ``once``, each call timed."""
+def time_iterations(MPI: Any, once: Callable[[], None], iters: int
+                    ) -> tuple[float, float, float, float]:
+    """Mean and median time (us) of ``iters`` calls of ``once``, each call timed; the
+    calls' coefficient of variation (%) and 99th percentile (us)."""
     stamps = [MPI.Wtime()]
     mark = stamps.append
     for _ in range(iters):
         once()
         mark(MPI.Wtime())
-    return (stamps[-1] - stamps[0]) / iters * 1e6, float(np.median(np.diff(stamps))) * 1e6
+    d = np.diff(stamps) * 1e6
+    mean = (stamps[-1] - stamps[0]) / iters * 1e6
+    cv = float(d.std() / d.mean() * 100) if iters > 1 and d.mean() > 0 else 0.0
+    return mean, float(np.median(d)), cv, float(np.percentile(d, 99))

@@ -49,7 +49,10 @@ class RunConfig:
     thread_level: str = "single"
     min_busbw: float | None = None   # GB/s at the largest size, per algorithm: fail below
     command: str = ""
-    run_suffix: str = ""             # added to the run id (one run per dtype/op of -d/-o all)
+    run_suffix: str = ""
+    in_place: bool = True            # time nccl-tests' in-place layout too (where it exists)
+    expect_busbw: float | None = None   # GB/s: every row at or above, else exit 3
+    expect_ratio: float | None = None   # measured / predicted time: every row at or below             # added to the run id (one run per dtype/op of -d/-o all)
     # filled by validate()
     algos: list[str] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
@@ -105,6 +108,17 @@ def validate(cfg: RunConfig) -> RunConfig:
                              f"{', '.join(valid)}")
     if cfg.min_busbw is not None and not (math.isfinite(cfg.min_busbw) and cfg.min_busbw > 0):
         raise InputError(f"--min-busbw must be a positive, finite GB/s; got {cfg.min_busbw}")
+    if cfg.expect_busbw is not None and not (math.isfinite(cfg.expect_busbw)
+                                             and cfg.expect_busbw > 0):
+        raise InputError(f"--expect-busbw must be a positive, finite GB/s; got "
+                         f"{cfg.expect_busbw}")
+    if cfg.expect_ratio is not None and not (math.isfinite(cfg.expect_ratio)
+                                             and cfg.expect_ratio >= 1):
+        raise InputError(f"--expect-ratio must be a finite measured/predicted ratio >= 1; got "
+                         f"{cfg.expect_ratio}")
+    if cfg.expect_ratio is not None and not cfg.predict:
+        raise InputError("--expect-ratio needs --predict SYSTEM (a preset, a .toml file or "
+                         "'local')")
     dt = dtype(cfg.dtype)
     if dt.name not in RUN_DTYPES:
         raise InputError(f"dtype {cfg.dtype!r} cannot run yet; valid: {', '.join(RUN_DTYPES)}")

@@ -27,7 +27,7 @@ from ..errors import CollbenchError, InputError
 from ..model.api import estimate
 from ..model.system import System, load_system
 from ..results.io import check_existing, write_results
-from ..results.table import run_table
+from ..results.table import run_table, run_table_groups
 from ..units import human
 from ._reduce import scale_into
 from .checks import Buffers
@@ -178,8 +178,67 @@ def predict_time(system: System, nbytes: int, algo: str, p: int, collective: str
     return float(df.time_us.iloc[0]), (extra if isinstance(extra, str) else "")
 
 
+PLACES = ("out-of-place", "in-place")
+
+
+@dataclass
+class Measured:
+    """One (algorithm, size, placement) over every rank (rank 0's view)."""
+    timed: float
+    median: float
+    tmin: float
+    tmax: float
+    t0r: float
+    cv_pct: float
+    p99: float
+    slowest: int
+    wrong: int
+
+
+def _measure(st: State, f: Callable[..., None], send: np.ndarray, recv: np.ndarray,
+             bufs: Buffers, in_place: bool) -> Measured:
+    """Warm up, time the iterations, check once; every rank calls this alike."""
+    cfg, MPI, comm, p = st.cfg, st.MPI, st.comm, st.p
+    assert cfg.dt is not None
+    scale = cfg.op == "avg" and bufs.redop == "avg"
+    st.ctx.in_place = in_place
+    poison = np.iinfo(recv.dtype).max if cfg.dt.kind == "int" else np.nan
+
+    def once() -> None:
+        f(st.ctx, send, recv)
+        if scale:
+            scale_into(recv, p)
+    for _ in range(cfg.warmup):
+        once()
+    comm.Barrier()
+    t, tmed, cv, p99 = time_iterations(MPI, once, cfg.iters)
+    nwrong = 0
+    if cfg.check:
+        if in_place:
+            bufs.refill_in_place(poison)
+        else:
+            recv.fill(poison)
+        once()
+        if bufs.expected is not None:
+            nwrong = int(np.count_nonzero(recv != bufs.expected))
+    st.ctx.in_place = False
+    tvec = np.array([t, tmed, cv, p99])
+    tmin, tmax, tsum = np.zeros(4), np.zeros(4), np.zeros(4)
+    comm.Allreduce(tvec, tmin, op=MPI.MIN)
+    comm.Allreduce(tvec, tmax, op=MPI.MAX)
+    comm.Allreduce(tvec, tsum, op=MPI.SUM)
+    wrong = comm.allreduce(nwrong, op=MPI.SUM)
+    t0r, med0 = comm.bcast((t, tmed), root=0)
+    _, slowest = comm.allreduce((t, st.rank), op=MPI.MAXLOC)
+    timed = {0: t0r, 1: tsum[0] / p, 2: tmin[0], 3: tmax[0]}[cfg.average]
+    median = {0: med0, 1: tsum[1] / p, 2: tmin[1], 3: tmax[1]}[cfg.average]
+    return Measured(timed, median, tmin[0], tmax[0], t0r, tmax[2], tmax[3], int(slowest), wrong)
+
+
 def execute(st: State, emit: Emit) -> int:
-    cfg, MPI, comm, rank, p = st.cfg, st.MPI, st.comm, st.rank, st.p
+    """Sizes in order; at each size every algorithm in turn (interleaved, so a change of
+    machine load hits them alike), out of place then in place."""
+    cfg, comm, rank, p = st.cfg, st.comm, st.rank, st.p
     assert cfg.dt is not None
     coll = cfg.collective
     table = run_table(st.predict is not None)
@@ -190,113 +249,124 @@ def execute(st: State, emit: Emit) -> int:
              f"{st.meta['mpi4py_version']}, thread level {st.meta['thread_level']}, own "
              f"algorithms' step loops in {st.meta['step_loops']}")
         emit(f"# iters {cfg.iters}, warmup {cfg.warmup}, check {cfg.check}, time = "
-             f"{TIMING[cfg.average]} over ranks, out-of-place"
+             f"{TIMING[cfg.average]} over ranks; algorithms interleaved at each size"
              + (f", predicted by {st.predict.name}" if st.predict else ""))
         if st.meta["oversubscribed"]:
             emit("# WARNING: more ranks than cores on a host (oversubscribed): times measure "
                  "the scheduler as much as the algorithms")
+        for algo in cfg.algos:
+            emit(f"# algo {algo}: {REGISTRY[algo].run_descriptions[coll]}")
+        emit("#")
+        emit(run_table_groups())
+        emit(table.header())
     total_wrong, busbws = 0, []
     dog = Watchdog(cfg.timeout, rank)
     factor = COLLECTIVES[coll].busbw(p)
-    tvec = np.zeros(2)                       # [mean, median] of this rank's iterations
-    for algo in cfg.algos:
-        f = REGISTRY[algo].runs[coll]
-        if rank == 0:
-            emit("#")
-            emit(f"# algo {algo}: {REGISTRY[algo].run_descriptions[coll]}")
-            emit(table.header())
-        for nbytes in cfg.sizes:
-            bufs = Buffers(coll, rank, p, nbytes, cfg.dt.name, cfg.op)
-            send, recv, count, nb = bufs.send, bufs.recv, bufs.count, bufs.nbytes
-            dog.arm(f"{algo} {coll} of {nb} bytes")
-            scale = cfg.op == "avg" and bufs.redop == "avg"
-
-            def once() -> None:
-                f(st.ctx, send, recv)
-                if scale:
-                    scale_into(recv, p)
-            for _ in range(cfg.warmup):
-                once()
-            comm.Barrier()
-            t, tmed = time_iterations(MPI, once, cfg.iters)
-            nwrong = 0
-            if cfg.check:
-                recv.fill(np.iinfo(recv.dtype).max if cfg.dt.kind == "int" else np.nan)  # poison
-                once()
-                if bufs.expected is not None:
-                    nwrong = int(np.count_nonzero(recv != bufs.expected))
-            tvec[0], tvec[1] = t, tmed
-            tmin, tmax, tsum = np.zeros(2), np.zeros(2), np.zeros(2)
-            comm.Allreduce(tvec, tmin, op=MPI.MIN)
-            comm.Allreduce(tvec, tmax, op=MPI.MAX)
-            comm.Allreduce(tvec, tsum, op=MPI.SUM)
-            wrong = comm.allreduce(nwrong, op=MPI.SUM)
-            t0r, med0 = comm.bcast((t, tmed), root=0)
-            _, slowest = comm.allreduce((t, rank), op=MPI.MAXLOC)
-            timed = {0: t0r, 1: tsum[0] / p, 2: tmin[0], 3: tmax[0]}[cfg.average]
-            median = {0: med0, 1: tsum[1] / p, 2: tmin[1], 3: tmax[1]}[cfg.average]
-            total_wrong += wrong
-            dog.arm(f"saving {algo} {coll} of {nb} bytes")
+    for nbytes in cfg.sizes:
+        bufs = Buffers(coll, rank, p, nbytes, cfg.dt.name, cfg.op)
+        inplace = bufs.in_place() if cfg.in_place else None
+        for algo in cfg.algos:
+            f = REGISTRY[algo].runs[coll]
+            got: dict[str, Measured] = {}
+            for place, (send, recv) in ((PLACES[0], (bufs.send, bufs.recv)),
+                                        (PLACES[1], inplace)) if inplace else \
+                    ((PLACES[0], (bufs.send, bufs.recv)),):
+                dog.arm(f"{algo} {coll} of {bufs.nbytes} bytes {place}")
+                got[place] = _measure(st, f, send, recv, bufs, place == PLACES[1])
+                total_wrong += got[place].wrong
+            dog.arm(f"saving {algo} {coll} of {bufs.nbytes} bytes")
             if rank == 0:
-                busbws.append(_report(st, algo=algo, nb=nb, count=count, bufs=bufs,
-                                      slowest=int(slowest), timed=timed,
-                                      tmin=tmin[0], tmax=tmax[0], t0r=t0r, median=median,
-                                      wrong=wrong, factor=factor, table=table, emit=emit))
-            comm.Barrier()      # nobody starts the next size before rank 0 has saved this one
-        if rank == 0 and cfg.min_busbw is not None and st.rows:
-            last = st.rows[-1]
-            verdict = "OK" if last["busbw_gbps"] >= cfg.min_busbw else "FAILED"
-            st.low_busbw.append(f"{algo} {last['busbw_gbps']:.2f} GB/s at "
-                                f"{human(last['nbytes'])} {verdict}")
+                busbws.append(_report(st, algo, bufs, got, factor, table, emit))
+            comm.Barrier()      # nobody starts the next one before rank 0 has saved this one
     # the watchdog stays armed from the first size to the end: no gap between sizes
     dog.arm("finishing the run")
+    expect_failed = False
     if rank == 0:
         emit(f"# Out of bounds values : {total_wrong} {'OK' if total_wrong == 0 else 'FAILED'}")
         avg = sum(busbws) / len(busbws) if busbws else 0.0
         emit(f"# Avg bus bandwidth    : {avg:.4g}")
         if cfg.min_busbw is not None:
+            for algo in cfg.algos:
+                last = [r for r in st.rows if r["algorithm"] == algo
+                        and r["placement"] == PLACES[0]][-1:]
+                if last:
+                    verdict = "OK" if last[0]["busbw_gbps"] >= cfg.min_busbw else "FAILED"
+                    st.low_busbw.append(f"{algo} {last[0]['busbw_gbps']:.2f} GB/s at "
+                                        f"{human(last[0]['nbytes'])} {verdict}")
             emit(f"# busbw check (--min-busbw {cfg.min_busbw:g} GB/s at the largest size): "
                  + ", ".join(st.low_busbw))
+        expect_failed = _expectations(st, emit)
         marked = sorted({r["extrapolated"] for r in st.rows if r.get("extrapolated")})
         if marked and st.predict:
             emit(f"# * predicted beyond {st.predict.name}'s calibration data: {'; '.join(marked)}")
         emit(f"# Results: {', '.join(str(x) for x in st.paths)} (run {st.run_id})")
-    failed = comm.bcast(any(x.endswith("FAILED") for x in st.low_busbw), root=0)
+    failed, expect_failed = comm.bcast(
+        (any(x.endswith("FAILED") for x in st.low_busbw), expect_failed), root=0)
     comm.Barrier()
     dog.disarm()
-    return 1 if total_wrong or failed else 0
+    return 1 if total_wrong or failed else 3 if expect_failed else 0
 
 
-def _report(st: State, *, algo: str, nb: int, count: int, bufs: Buffers, slowest: int,
-            timed: float, tmin: float,
-            tmax: float, t0r: float, median: float, wrong: int, factor: float,
+def _expectations(st: State, emit: Emit) -> bool:
+    """Rank 0: --expect-busbw / --expect-ratio, one line per row that falls short; True if
+    any does (exit code 3, for acceptance scripts)."""
+    cfg, short = st.cfg, []
+    for r in st.rows:
+        where = f"{r['algorithm']} {r['nbytes']} B {r['placement']}"
+        if cfg.expect_busbw is not None and r["busbw_gbps"] < cfg.expect_busbw:
+            short.append(f"{where}: busbw {r['busbw_gbps']:.3g} GB/s < --expect-busbw "
+                         f"{cfg.expect_busbw:g}")
+        if cfg.expect_ratio is not None and r.get("ratio") is not None \
+                and r["ratio"] > cfg.expect_ratio:
+            short.append(f"{where}: {r['ratio']:.2f}x the predicted time > --expect-ratio "
+                         f"{cfg.expect_ratio:g}")
+    for line in short:
+        emit(f"# EXPECTATION FAILED {line}")
+    if cfg.expect_busbw is not None or cfg.expect_ratio is not None:
+        emit(f"# expectations: {len(short)} of {len(st.rows)} rows fall short"
+             + (" (exit code 3)" if short else ""))
+    return bool(short)
+
+
+def _report(st: State, algo: str, bufs: Buffers, got: dict[str, Measured], factor: float,
             table: Any, emit: Emit) -> float:
-    """Rank 0: print the row and save every completed row of this run; returns busbw."""
+    """Rank 0: print the (size, algorithm) row, keep a results row per placement and save
+    every completed row of this run; returns the out-of-place busbw."""
     cfg = st.cfg
     assert cfg.dt is not None
-    algbw = nb / timed / 1e3 if timed > 0 else 0.0
+    nb = bufs.nbytes
     pred = ratio = None
     extra = ""
     if st.predict is not None:
         pred, extra = predict_time(st.predict, nb, algo, st.p, cfg.collective)
-        ratio = timed / pred if pred else None
-    row = dict(st.meta, source="measured", system="local", collective=cfg.collective,
-               algorithm=algo, variant=_variant(algo, cfg.collective), placement="out-of-place",
-               nranks=st.p, nbytes=nb, count=count, dtype=cfg.dt.name, redop=bufs.redop,
-               root=bufs.root if bufs.root >= 0 else None,
-               time_us=timed, algbw_gbps=algbw, busbw_gbps=algbw * factor, time_min_us=tmin,
-               time_max_us=tmax, time_rank0_us=t0r, time_median_us=median, nwrong=wrong,
-               slowest_rank=slowest, slowest_host=st.hosts[slowest] if st.hosts else None,
-               predicted_us=pred, predicted_system=st.predict.name if st.predict else None,
-               ratio=ratio, extrapolated=extra or None,
-               timestamp=_dt.datetime.now().isoformat(timespec="seconds"))
-    st.rows.append(row)
-    emit(table.row({"size": nb, "count": count, "type": cfg.dt.nccl, "redop": bufs.redop,
-                    "root": bufs.root, "algo": algo, "time": timed, "algbw": algbw,
-                    "busbw": algbw * factor, "#wrong": wrong, "slowest": slowest,
-                    "max/min": tmax / tmin if tmin > 0 else None,
-                    "predicted": pred if not extra else (pred, "*"), "meas/pred": ratio}))
+    shown: dict[str, Any] = {"size": nb, "count": bufs.count, "type": cfg.dt.nccl,
+                             "redop": bufs.redop, "root": bufs.root, "algo": algo}
+    for place, m in got.items():
+        algbw = nb / m.timed / 1e3 if m.timed > 0 else 0.0
+        ratio = m.timed / pred if pred else None
+        st.rows.append(dict(
+            st.meta, source="measured", system="local", collective=cfg.collective,
+            algorithm=algo, variant=_variant(algo, cfg.collective), placement=place,
+            nranks=st.p, nbytes=nb, count=bufs.count, dtype=cfg.dt.name, redop=bufs.redop,
+            root=bufs.root if bufs.root >= 0 else None, time_us=m.timed, algbw_gbps=algbw,
+            busbw_gbps=algbw * factor, time_min_us=m.tmin, time_max_us=m.tmax,
+            time_rank0_us=m.t0r, time_median_us=m.median, time_p99_us=m.p99, cv_pct=m.cv_pct,
+            nwrong=m.wrong, slowest_rank=m.slowest,
+            slowest_host=st.hosts[m.slowest] if st.hosts else None,
+            predicted_us=pred, predicted_system=st.predict.name if st.predict else None,
+            ratio=ratio, extrapolated=extra or None,
+            timestamp=_dt.datetime.now().isoformat(timespec="seconds")))
+        sfx = "" if place == PLACES[0] else " "
+        shown.update({"time" + sfx: m.timed, "algbw" + sfx: algbw,
+                      "busbw" + sfx: algbw * factor, "#wrong" + sfx: m.wrong})
+    if PLACES[1] not in got:
+        shown.update({"time ": "N/A", "algbw ": "N/A", "busbw ": "N/A", "#wrong ": "N/A"})
+    out = got[PLACES[0]]
+    shown.update({"slowest": out.slowest, "max/min": out.tmax / out.tmin if out.tmin > 0 else None,
+                  "cv%": out.cv_pct, "predicted": pred if not extra else (pred, "*"),
+                  "meas/pred": out.timed / pred if pred else None})
+    emit(table.row(shown))
     df = pd.DataFrame(st.rows)
     for path in st.paths:
         write_results(df, path, overwrite=False, run=st.run_id)
-    return algbw * factor
+    return nb / out.timed / 1e3 * factor if out.timed > 0 else 0.0
