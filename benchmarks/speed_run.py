@@ -73,7 +73,7 @@ def c_times(exe, ranks, lo, hi, iters, warm, f):
 def collbench_times(ranks, lo, hi, iters, warm, f, algos, tmp):
     csv = tmp / f"cb-{time.time_ns()}.csv"
     subprocess.run([str(BIN / "mpiexec"), "-n", str(ranks), sys.executable, "-m", "collbench",
-                    "run", "-b", str(lo), "-e", str(hi), "-f", str(f), "-n", str(iters), "-w",
+                    "run", "--no-in-place", "-b", str(lo), "-e", str(hi), "-f", str(f), "-n", str(iters), "-w",
                     str(warm), "--algo", algos, "-c", "0", "--csv", str(csv)],
                    capture_output=True, text=True, check=True, timeout=600)
     return pd.read_csv(csv, comment="#")

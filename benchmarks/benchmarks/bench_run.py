@@ -35,6 +35,8 @@ class MeasuredAllreduce:
                 subprocess.run(cmd, check=True, capture_output=True, timeout=600,
                                env=dict(os.environ, MPI4PY_RC_THREAD_LEVEL="single"))
                 df = pd.read_csv(csv, comment="#")
+                if "placement" in df:          # newer builds also time in place
+                    df = df[df.placement == "out-of-place"]
                 col = "time_median_us" if "time_median_us" in df else "time_us"
                 for r in df.itertuples():
                     samples.setdefault((r.algorithm, int(r.nbytes)), []).append(getattr(r, col))

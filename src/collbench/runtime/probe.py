@@ -60,7 +60,7 @@ def local_system(cfg: RunConfig, MPI: Any, comm: Any, ctx: Any, ranks_per_node: 
             for _ in range(2):
                 f(ctx, send, recv)
             comm.Barrier()
-            _, med = time_iterations(MPI, lambda: f(ctx, send, recv), iters)
+            _, med, _, _ = time_iterations(MPI, lambda: f(ctx, send, recv), iters)
             med = comm.allreduce(med) / p
             nb = count * ctx.dtype.itemsize
             rows.append(dict(source="measured", system="local", collective="allreduce",
