@@ -23,7 +23,7 @@ class Watchdog:
             sys.stderr.write(f"collbench run: rank {self.rank}: timed out after {seconds:g} s "
                              f"in {what}; ending the job (completed sizes are kept)\n")
             sys.stderr.flush()
-            os._exit(3)
+            os._exit(124)                # as timeout(1): distinct from the checks
         self.timer = threading.Timer(seconds, fire)
         self.timer.daemon = True
         self.timer.start()
