@@ -1,4 +1,5 @@
 """collbench sweep / plot / report on real files."""
+import re
 import struct
 
 import pandas as pd
@@ -46,6 +47,8 @@ def test_sweep_plot_report(cli, tmp_path):
     assert "## Measured" in text and "measured / predicted" in text
     assert "| 0.909 |" in text or "0.909" in text   # geometric mean of the ratios
     assert "dgx-h100" in text and "cloudmatrix384" in text
+    # no exponent notation in the tables (a busbw of 1,050 GB/s read "1.05e+03" before)
+    assert not re.search(r"\de[+-]\d", text), re.findall(r".{20}\de[+-]\d.{5}", text)
     for name in ("measured_2ranks.png", "presets.png", "crossover_dgx-h100.png"):
         w, h = _png_size(out / name)
         assert w >= 800 and h >= 400
@@ -79,3 +82,13 @@ def test_report_keeps_runs_and_placements_apart(tmp_path, cli):
     assert "nan" not in text.lower().replace("nanos", "")
     assert "| 1G | 347,600 | 5.98 |" in text          # s1's 1 GiB row, as nccl-tests printed it
     assert "wrong elements: 0 (OK)" in text
+
+
+def test_report_numbers_never_in_exponent_form(tmp_path):
+    # a model table whose busbw passes 1,000 GB/s (in-switch systems reach it) read
+    # "1.05e+03 GB/s" before
+    from collbench.reports.markdown import report
+    df = collbench.estimate("gb200-nvl72", [1 << 20, 1 << 30], nranks=72)
+    df["busbw_gbps"] = [1.0537, 1050.2]
+    text = report(df, tmp_path / "r", []).read_text()
+    assert "1,050 GB/s" in text and not re.search(r"\de[+-]\d", text), text

@@ -15,8 +15,14 @@ def _cell(v) -> str:
     if v is None or (isinstance(v, (float, np.floating)) and not np.isfinite(v)) or v is pd.NA:
         return "-"
     if isinstance(v, (float, np.floating)):
-        return f"{v:.3g}" if abs(v) < 1e5 else f"{v:,.0f}"
+        return _sig3(float(v))
     return str(v)
+
+
+def _sig3(v: float) -> str:
+    """Three significant digits, never in exponent form from 1,000 up ("1,050", not
+    "1.05e+03")."""
+    return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
 
 
 def _time(v) -> str:
@@ -129,7 +135,7 @@ def report(df: pd.DataFrame, out: Path, images: list) -> Path:
         pick = [1 << 10, 1 << 20, 1 << 26, 1 << 30]
         t = mo[mo.nbytes.isin(pick)]
         t = t.assign(size=t.nbytes.map(human),
-                     cell=[f"{b:.3g} GB/s ({a})" for b, a in zip(t.busbw_gbps, t.algorithm)])
+                     cell=[f"{_sig3(b)} GB/s ({a})" for b, a in zip(t.busbw_gbps, t.algorithm)])
         piv = t.pivot_table(index=["system", "nranks"], columns="size", values="cell",
                             aggfunc="first", observed=True)
         piv = piv[[human(x) for x in pick if human(x) in piv.columns]]
