@@ -381,3 +381,17 @@ def test_in_place_check_catches_an_algorithm_that_ignores_aliasing(tmp_path):
     assert r.returncode == 1, r.stdout + r.stderr
     row = rows_of(r.stdout)[0]
     assert row[9] == "0" and row[13] != "0", r.stdout     # out of place right, in place wrong
+
+
+@pytest.mark.parametrize("coll", ["broadcast", "reduce"])
+def test_root_other_than_rank_0(coll, tmp_path):
+    # nccl-tests' -r: the MPI call and the binomial tree (relabelled around the root) alike,
+    # out of place and in place; a root that is not a rank is refused on every rank
+    csv = tmp_path / "r.csv"
+    r = mpirun(3, "--collective", coll, "-r", "2", "-b", "8", "-e", "3000000", "-f", "19",
+               "-n", "1", "-w", "0", "--algo", "mpi,binomial", "--csv", csv)
+    assert r.returncode == 0, r.stderr + r.stdout
+    df = collbench_read(csv)
+    assert (df.root == 2).all() and (df.nwrong == 0).all() and len(df) == 5 * 2 * 2
+    r = mpirun(3, "--collective", coll, "-r", "3", "-b", "8", "-e", "8", cwd=tmp_path)
+    assert r.returncode == 2 and "valid: 0 to 2" in r.stderr, r.stderr

@@ -36,20 +36,22 @@ def mpi_all_gather(ctx, send, recv) -> None:
     ctx.comm.Allgather(ctx.MPI.IN_PLACE if in_place(ctx) else send, recv)
 
 
-@mpi.run("broadcast", description="the MPI library's MPI_Bcast from rank 0 (out of place: the "
+@mpi.run("broadcast", description="the MPI library's MPI_Bcast from the root (out of place: the "
                                   "root's copy into its receive buffer is part of the call)")
 def mpi_broadcast(ctx, send, recv) -> None:
-    if ctx.comm.Get_rank() == 0:
+    root = getattr(ctx, "root", 0)
+    if ctx.comm.Get_rank() == root:
         recv[...] = send
-    ctx.comm.Bcast(recv, root=0)
+    ctx.comm.Bcast(recv, root=root)
 
 
-@mpi.run("reduce", description="the MPI library's MPI_Reduce to rank 0")
+@mpi.run("reduce", description="the MPI library's MPI_Reduce to the root")
 def mpi_reduce(ctx, send, recv) -> None:
-    if in_place(ctx) and ctx.comm.Get_rank() == 0:
-        ctx.comm.Reduce(ctx.MPI.IN_PLACE, recv, op=ctx.mpi_op, root=0)
+    root = getattr(ctx, "root", 0)
+    if in_place(ctx) and ctx.comm.Get_rank() == root:
+        ctx.comm.Reduce(ctx.MPI.IN_PLACE, recv, op=ctx.mpi_op, root=root)
         return
-    ctx.comm.Reduce(send, recv, op=ctx.mpi_op, root=0)
+    ctx.comm.Reduce(send, recv, op=ctx.mpi_op, root=root)
 
 
 @mpi.run("all_to_all", description="the MPI library's MPI_Alltoall")

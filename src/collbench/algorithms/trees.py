@@ -99,6 +99,13 @@ def _binomial_links(p: int, r: int) -> tuple[int | None, list[int]]:
     return parent, children
 
 
+def _rooted_links(p: int, r: int, root: int) -> tuple[int | None, list[int]]:
+    """The binomial tree of rank ``root``: rank r's parent and children (ranks relabelled so
+    that the root is 0, as MPI libraries do)."""
+    parent, children = _binomial_links(p, (r - root) % p)
+    return (None if parent is None else (parent + root) % p), [(c + root) % p for c in children]
+
+
 def _reduce_up(ctx, acc, tmp, parent, children, tag) -> None:
     """Reduce the children's partial results into acc and pass it to the parent, segment by
     segment (pipelined); tmp holds one segment."""
@@ -143,28 +150,29 @@ def binomial_allreduce(ctx, send, recv) -> None:
     _bcast_down(ctx, recv, parent, children, tag=2)
 
 
-@binomial.run("reduce", description="binomial-tree reduce to rank 0, 1 MiB segments pipelined")
+@binomial.run("reduce", description="binomial-tree reduce to the root (-r, default 0), 1 MiB "
+                                    "segments pipelined")
 def binomial_reduce(ctx, send, recv) -> None:
-    p, r = ctx.comm.Get_size(), ctx.comm.Get_rank()
+    p, r, root = ctx.comm.Get_size(), ctx.comm.Get_rank(), getattr(ctx, "root", 0)
     if p == 1 or send.size == 0:
         recv[...] = send
         return
     # the root reduces into recv; the others into scratch (their recv is not theirs to write)
-    own = 0 if r == 0 else send.size
+    own = 0 if r == root else send.size
     work = ctx.tmp(own + _segment(send))
-    acc = recv if r == 0 else work[:own]
+    acc = recv if r == root else work[:own]
     acc[...] = send
-    parent, children = _binomial_links(p, r)
+    parent, children = _rooted_links(p, r, root)
     _reduce_up(ctx, acc, work[own:], parent, children, tag=11)
 
 
-@binomial.run("broadcast", description="binomial-tree broadcast from rank 0, 1 MiB segments "
-                                       "pipelined")
+@binomial.run("broadcast", description="binomial-tree broadcast from the root (-r, default 0), "
+                                       "1 MiB segments pipelined")
 def binomial_broadcast(ctx, send, recv) -> None:
-    p, r = ctx.comm.Get_size(), ctx.comm.Get_rank()
-    if r == 0:
+    p, r, root = ctx.comm.Get_size(), ctx.comm.Get_rank(), getattr(ctx, "root", 0)
+    if r == root:
         recv[...] = send
     if p == 1 or recv.size == 0:
         return
-    parent, children = _binomial_links(p, r)
+    parent, children = _rooted_links(p, r, root)
     _bcast_down(ctx, recv, parent, children, tag=12)

@@ -43,6 +43,8 @@ def add_parser(sub) -> None:
     r.add_argument("-d", "--dtype", default="float32",
                    help="/".join(RUN_DTYPES) + " (or nccl-tests' names: float, double, half) "
                         "or all; with all, each dtype/op pair is its own run in the file")
+    r.add_argument("-r", "--root", type=int, default=0,
+                   help="root rank of broadcast and reduce (nccl-tests' -r)")
     r.add_argument("-a", "--average", type=int, default=1,
                    help="time over ranks: 0 rank 0, 1 average, 2 min, 3 max")
     r.add_argument("--collective", default="allreduce",
@@ -85,7 +87,7 @@ def config(args) -> RunConfig:
                      predict=args.predict, csv=args.csv, json=args.json, timeout=args.timeout,
                      thread_level=args.thread_level, min_busbw=args.min_busbw,
                      expect_busbw=args.expect_busbw, expect_ratio=args.expect_ratio,
-                     in_place=args.in_place,
+                     in_place=args.in_place, root=args.root,
                      command=shlex.join(["collbench", *sys.argv[1:]]))
 
 

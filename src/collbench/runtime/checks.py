@@ -42,7 +42,7 @@ def expected(p: int, count: int, dtype: str, op: str) -> np.ndarray:
     return acc.astype(dtype)
 
 
-ROOT = 0          # broadcast and reduce use rank 0 as root, as nccl-tests does by default
+ROOT = 0          # broadcast and reduce use rank 0 as root unless -r says otherwise (nccl-tests)
 
 
 class Buffers:
@@ -53,7 +53,8 @@ class Buffers:
     buffer each rank sends to its right neighbour), ``expected``
     what ``recv`` must hold after the call (None where this rank receives nothing to check)."""
 
-    def __init__(self, coll: str, rank: int, p: int, nbytes: int, dtype: str, op: str) -> None:
+    def __init__(self, coll: str, rank: int, p: int, nbytes: int, dtype: str, op: str,
+                 root: int = ROOT) -> None:
         esize = np.dtype(dtype).itemsize
         n = nbytes // esize
         reduces = COLLECTIVES[coll].reduces
@@ -78,14 +79,14 @@ class Buffers:
             self.recv = np.zeros(total, dtype=dtype)
             self.expected = np.concatenate([make_input(j, p, m, dtype, vop) for j in range(p)])
         elif coll == "broadcast":
-            self.send = make_input(ROOT, p, total, dtype, vop) if rank == ROOT else \
+            self.send = make_input(root, p, total, dtype, vop) if rank == root else \
                 np.zeros(total, dtype=dtype)
             self.recv = np.zeros(total, dtype=dtype)
-            self.expected = make_input(ROOT, p, total, dtype, vop)
+            self.expected = make_input(root, p, total, dtype, vop)
         elif coll == "reduce":
             self.send = make_input(rank, p, total, dtype, vop)
             self.recv = np.zeros(total, dtype=dtype)
-            self.expected = expected(p, total, dtype, vop) if rank == ROOT else None
+            self.expected = expected(p, total, dtype, vop) if rank == root else None
         elif coll == "all_to_all":
             self.send = make_input(rank, p, total, dtype, vop)
             self.recv = np.zeros(total, dtype=dtype)
@@ -99,7 +100,7 @@ class Buffers:
         else:
             raise ValueError(f"no buffers for {coll}")
         self.redop = op if reduces else "none"
-        self.root = ROOT if COLLECTIVES[coll].rooted else -1
+        self.root = root if COLLECTIVES[coll].rooted else -1
         self.coll, self.rank, self.p, self.m = coll, rank, p, m
 
     def in_place(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -126,5 +127,5 @@ class Buffers:
         if send is None:
             return
         self._buf.fill(poison)
-        if self.coll != "broadcast" or self.rank == ROOT:
+        if self.coll != "broadcast" or self.rank == self.root:
             send[...] = self.send

@@ -50,6 +50,7 @@ class RunConfig:
     min_busbw: float | None = None   # GB/s at the largest size, per algorithm: fail below
     command: str = ""
     run_suffix: str = ""
+    root: int = 0                    # broadcast and reduce (nccl-tests' -r)
     in_place: bool = True            # time nccl-tests' in-place layout too (where it exists)
     expect_busbw: float | None = None   # GB/s: every row at or above, else exit 3
     expect_ratio: float | None = None   # measured / predicted time: every row at or below             # added to the run id (one run per dtype/op of -d/-o all)
@@ -153,6 +154,8 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 def validate_ranks(cfg: RunConfig, nranks: int) -> None:
     """Checks that need the rank count (still before any communication)."""
+    if not 0 <= cfg.root < nranks:
+        raise InputError(f"-r {cfg.root}: the root must be a rank; valid: 0 to {nranks - 1}")
     if cfg.op == "prod" and nranks > 8 * 15:
         raise InputError("op prod overflows the checkable range beyond 120 ranks")
     if cfg.op in ("sum", "avg") and cfg.dtype in ("float16", "half") and nranks > 32:

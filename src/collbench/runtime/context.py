@@ -44,6 +44,7 @@ class Context:
         self._tmp = np.empty(0, dtype=self.dtype)
         self.dtcode = DTYPE_CODES.get(self.dtype.name, -1)
         self.in_place = False        # the harness is timing nccl-tests' in-place layout
+        self.root = 0                # broadcast and reduce
         # the algorithms' C step loops, where this MPI and dtype allow them
         self.steps = c_steps(MPI) if self.dtcode >= 0 else None
 

@@ -117,6 +117,7 @@ def setup(cfg: RunConfig, MPI: Any, emit: Emit) -> State:
               "avg": MPI.SUM}[cfg.op]
     assert cfg.dt is not None
     ctx = Context(MPI, comm, cfg.op, mpi_op, cfg.dt.name, node, cross)
+    ctx.root = cfg.root
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_id = comm.bcast(f"{stamp}-{host}-{os.getpid()}{cfg.run_suffix}", root=0)
     paths = cfg.paths or [Path("results") / f"run-{host}-n{p}-{stamp}.csv"]
@@ -263,7 +264,7 @@ def execute(st: State, emit: Emit) -> int:
     dog = Watchdog(cfg.timeout, rank)
     factor = COLLECTIVES[coll].busbw(p)
     for nbytes in cfg.sizes:
-        bufs = Buffers(coll, rank, p, nbytes, cfg.dt.name, cfg.op)
+        bufs = Buffers(coll, rank, p, nbytes, cfg.dt.name, cfg.op, cfg.root)
         inplace = bufs.in_place() if cfg.in_place else None
         for algo in cfg.algos:
             f = REGISTRY[algo].runs[coll]
