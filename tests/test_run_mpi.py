@@ -395,3 +395,16 @@ def test_root_other_than_rank_0(coll, tmp_path):
     assert (df.root == 2).all() and (df.nwrong == 0).all() and len(df) == 5 * 2 * 2
     r = mpirun(3, "--collective", coll, "-r", "3", "-b", "8", "-e", "8", cwd=tmp_path)
     assert r.returncode == 2 and "valid: 0 to 2" in r.stderr, r.stderr
+
+
+def test_run_cycles(tmp_path):
+    # nccl-tests' -N: the sweep N times, each cycle its own run (repeats for compare's spread)
+    csv = tmp_path / "c.csv"
+    r = mpirun(2, "-N", "3", "-b", "8", "-e", "512", "-f", "8", "-n", "2", "-w", "0", "--algo",
+               "ring", "--no-in-place", "--csv", csv)
+    assert r.returncode == 0 and "3 cycles of the sweep" in r.stdout, r.stderr + r.stdout
+    df = collbench_read(csv)
+    assert df.run.nunique() == 3 and len(df) == 9 and (df.nwrong == 0).all()
+    assert all(str(x).endswith(f"-cycle{k}") for k, x in zip((1, 2, 3), sorted(df.run.unique())))
+    r = mpirun(2, "-N", "0", "-b", "8", "-e", "8", cwd=tmp_path)
+    assert r.returncode == 2 and "-N must be from 1" in r.stderr, r.stderr

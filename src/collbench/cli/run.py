@@ -8,7 +8,7 @@ import shlex
 import socket
 import sys
 
-from ..errors import CollbenchError, RunError
+from ..errors import CollbenchError, InputError, RunError
 from ..runtime.config import (
     RUN_DTYPES,
     RUN_OPS,
@@ -21,6 +21,8 @@ from ..runtime.config import (
 from ..runtime.harness import execute, setup
 from ..runtime.watchdog import exit_on_signals
 from .common import add_size_args
+
+MAX_CYCLES = 10_000
 
 EXAMPLES = """examples:
   mpiexec -n 2 collbench run
@@ -38,6 +40,9 @@ def add_parser(sub) -> None:
     add_size_args(r, default_b="8", default_e="64M")
     r.add_argument("-n", "--iters", type=int, default=20, help="timed iterations")
     r.add_argument("-w", "--warmup", type=int, default=5, help="warm-up iterations")
+    r.add_argument("-N", "--run-cycles", type=int, default=1,
+                   help="run the whole sweep this many times, each cycle its own run in the "
+                        "file (nccl-tests' -N; repeats give collbench compare its spread)")
     r.add_argument("-c", "--check", type=int, default=1, help="check results: 1 or 0")
     r.add_argument("-o", "--op", default="sum", help="/".join(RUN_OPS) + " or all")
     r.add_argument("-d", "--dtype", default="float32",
@@ -98,11 +103,15 @@ def emit(line: str) -> None:
 def run(args) -> int:
     base = config(args)
     pairs, notes = combinations(base.dtype, base.op, base.collective)
-    many = len(pairs) > 1
+    cycles = args.run_cycles
+    if not 1 <= cycles <= MAX_CYCLES:
+        raise InputError(f"-N must be from 1 to {MAX_CYCLES:,} cycles; got {cycles}")
+    many = len(pairs) > 1 or cycles > 1
     # every pair is checked before MPI starts: bad input ends every rank alike, before work
-    cfgs = [validate(dataclasses.replace(base, dtype=d, op=o,
-                                         run_suffix=f"-{d}-{o}" if many else ""))
-            for d, o in pairs]
+    cfgs = [validate(dataclasses.replace(
+                base, dtype=d, op=o, run_suffix=(f"-{d}-{o}" if len(pairs) > 1 else "")
+                + (f"-cycle{k + 1}" if cycles > 1 else "")))
+            for k in range(cycles) for d, o in pairs]
     try:
         # mpi4py is optional (pip install 'collbench[mpi]'), and its rc must be set first
         import mpi4py
@@ -121,14 +130,15 @@ def run(args) -> int:
         stamp = comm.bcast(_dt.datetime.now().strftime("%Y%m%d-%H%M%S"), root=0)
         cfgs = [validate(dataclasses.replace(
             c, csv=f"results/run-{host}-n{comm.Get_size()}-{stamp}.csv")) for c in cfgs]
-    if many and rank == 0:
-        emit(f"# collbench run: {len(cfgs)} dtype/op pairs: "
-             + ", ".join(f"{c.dt.name if c.dt else c.dtype} {c.op}" for c in cfgs)
+    if len(pairs) > 1 and rank == 0:
+        emit(f"# collbench run: {len(pairs)} dtype/op pairs: "
+             + ", ".join(f"{c.dt.name if c.dt else c.dtype} {c.op}" for c in cfgs[:len(pairs)])
              + "".join(f"; {n}" for n in notes))
-    code = 0
-    for cfg in cfgs:
-        code = max(code, _run_one(cfg, MPI, rank, host))
-    return code
+    if cycles > 1 and rank == 0:
+        emit(f"# collbench run: {cycles} cycles of the sweep (-N), each its own run")
+    codes = [_run_one(cfg, MPI, rank, host) for cfg in cfgs]
+    # wrong results (1) outrank expectations that fell short (3)
+    return 1 if 1 in codes else max(codes)
 
 
 def _run_one(cfg: RunConfig, MPI, rank: int, host: str) -> int:
