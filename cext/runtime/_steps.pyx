@@ -185,6 +185,134 @@ cdef int c_sendrecv(MPI_Comm comm, int r, int p, const char *snd, char *rcv,
     return xchg(comm, snd, nb, md(r + 1, p), rcv, nb, md(r - 1, p), 500)
 
 
+cdef int send_all(MPI_Comm comm, const char *s, Py_ssize_t n, int dest, int tag) noexcept nogil:
+    cdef Py_ssize_t o = 0
+    cdef int err = MPI_SUCCESS
+    while err == MPI_SUCCESS and o < n:
+        err = _send_only(comm, s + o, min(CHUNK, n - o), dest, tag)
+        o += CHUNK
+    return err
+
+
+cdef int recv_all(MPI_Comm comm, char *r, Py_ssize_t n, int src, int tag) noexcept nogil:
+    cdef Py_ssize_t o = 0
+    cdef int err = MPI_SUCCESS
+    while err == MPI_SUCCESS and o < n:
+        err = _recv_only(comm, r + o, min(CHUNK, n - o), src, tag)
+        o += CHUNK
+    return err
+
+
+cdef inline int largest_pof2(int p) noexcept nogil:
+    cdef int q = 1
+    while q * 2 <= p:
+        q *= 2
+    return q
+
+
+cdef inline int real_rank(int newrank, int p, int pof2) noexcept nogil:
+    cdef int rem = p - pof2
+    return newrank * 2 + 1 if newrank < rem else newrank + rem
+
+
+cdef int fold_in(MPI_Comm comm, int r, int p, char *buf, char *tmp, Py_ssize_t n, int dt,
+                 int op, int *newrank) noexcept nogil:
+    """Fold p ranks onto the largest power of two: of each of the first 2 rem pairs the even
+    rank hands its buffer to the odd one and waits (newrank -1)."""
+    cdef int pof2 = largest_pof2(p), rem = p - pof2, err
+    cdef Py_ssize_t nb = n * cb_itemsize[dt]
+    if r < 2 * rem:
+        if r % 2 == 0:
+            newrank[0] = -1
+            return send_all(comm, buf, nb, r + 1, 7)
+        err = recv_all(comm, tmp, nb, r - 1, 7)
+        if err == MPI_SUCCESS:
+            cb_reduce(buf, buf, tmp, n, dt, op)
+        newrank[0] = r // 2
+        return err
+    newrank[0] = r - rem
+    return MPI_SUCCESS
+
+
+cdef int fold_out(MPI_Comm comm, int r, int p, char *buf, Py_ssize_t nb) noexcept nogil:
+    cdef int rem = p - largest_pof2(p)
+    if r < 2 * rem:
+        if r % 2 == 0:
+            return recv_all(comm, buf, nb, r + 1, 8)
+        return send_all(comm, buf, nb, r - 1, 8)
+    return MPI_SUCCESS
+
+
+cdef int c_rhd(MPI_Comm comm, int newrank, int p, char *buf, char *tmp, Py_ssize_t n, int dt,
+               int op) noexcept nogil:
+    """Reduce-scatter by recursive halving, all-gather by recursive doubling (power-of-two
+    ranks after the fold)."""
+    cdef int es = cb_itemsize[dt], pof2 = largest_pof2(p), mask = 1, depth = 0, partner, err
+    cdef Py_ssize_t lo = 0, hi = n, mid, k0, k1, g0, g1, olo, ohi
+    cdef Py_ssize_t slo[64]
+    cdef Py_ssize_t shi[64]
+    cdef int spart[64]
+    while mask < pof2:
+        partner = real_rank(newrank ^ mask, p, pof2)
+        mid = lo + (hi - lo) // 2
+        if newrank & mask:
+            k0, k1, g0, g1 = mid, hi, lo, mid
+        else:
+            k0, k1, g0, g1 = lo, mid, mid, hi
+        err = xchg(comm, buf + g0 * es, (g1 - g0) * es, partner, tmp, (k1 - k0) * es, partner,
+                   mask)
+        if err != MPI_SUCCESS:
+            return err
+        cb_reduce(buf + k0 * es, buf + k0 * es, tmp, k1 - k0, dt, op)
+        slo[depth], shi[depth], spart[depth] = lo, hi, partner
+        depth += 1
+        lo, hi = k0, k1
+        mask <<= 1
+    while depth > 0:
+        depth -= 1
+        if lo == slo[depth]:
+            olo, ohi = hi, shi[depth]
+        else:
+            olo, ohi = slo[depth], lo
+        err = xchg(comm, buf + lo * es, (hi - lo) * es, spart[depth], buf + olo * es,
+                   (ohi - olo) * es, spart[depth], 1000 + depth)
+        if err != MPI_SUCCESS:
+            return err
+        lo, hi = slo[depth], shi[depth]
+    return MPI_SUCCESS
+
+
+cdef int c_rd(MPI_Comm comm, int newrank, int p, char *buf, char *tmp, Py_ssize_t n, int dt,
+              int op) noexcept nogil:
+    """Recursive doubling: log2 pof2 exchanges of the whole buffer, each reduced."""
+    cdef int pof2 = largest_pof2(p), mask = 1, partner, err
+    cdef Py_ssize_t nb = n * cb_itemsize[dt]
+    while mask < pof2:
+        partner = real_rank(newrank ^ mask, p, pof2)
+        err = xchg(comm, buf, nb, partner, tmp, nb, partner, mask)
+        if err != MPI_SUCCESS:
+            return err
+        cb_reduce(buf, buf, tmp, n, dt, op)
+        mask <<= 1
+    return MPI_SUCCESS
+
+
+cdef int c_folded(MPI_Comm comm, int r, int p, const char *snd, char *buf, char *tmp,
+                  Py_ssize_t n, int dt, int op, bint halving) noexcept nogil:
+    cdef int newrank = -1, err
+    cdef Py_ssize_t nb = n * cb_itemsize[dt]
+    memmove(buf, snd, nb)
+    if p == 1:
+        return MPI_SUCCESS
+    err = fold_in(comm, r, p, buf, tmp, n, dt, op, &newrank)
+    if err == MPI_SUCCESS and newrank >= 0:
+        err = c_rhd(comm, newrank, p, buf, tmp, n, dt, op) if halving else \
+            c_rd(comm, newrank, p, buf, tmp, n, dt, op)
+    if err != MPI_SUCCESS:
+        return err
+    return fold_out(comm, r, p, buf, nb)
+
+
 # ---- Python entry points ----------------------------------------------------------------
 
 cdef inline char *ptr(cnp.ndarray x):
@@ -284,4 +412,23 @@ def sendrecv(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv):
     cdef char *d = ptr(recv)
     with nogil:
         err = c_sendrecv(c, r, p, s, d, nb)
+    check(err)
+
+
+def folded_allreduce(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv, cnp.ndarray tmp,
+                     int dt, int op, bint halving):
+    """recv = op over ranks of send by rhd (halving) or rd, non-powers of two folded in;
+    tmp holds count elements."""
+    cdef MPI_Comm c = comm.ob_mpi
+    cdef int r, p, err
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(recv)
+    MPI_Comm_rank(c, &r)
+    MPI_Comm_size(c, &p)
+    if cnp.PyArray_SIZE(send) != n or cnp.PyArray_SIZE(tmp) < n:
+        raise ValueError("folded_allreduce: buffer sizes")
+    cdef const char *s = ptr(send)
+    cdef char *d = ptr(recv)
+    cdef char *t = ptr(tmp)
+    with nogil:
+        err = c_folded(c, r, p, s, d, t, n, dt, op, halving)
     check(err)

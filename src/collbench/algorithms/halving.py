@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .base import SUM, Algorithm, Geometry, Plan, PlanContext, RefLevels, log2floor
+from .base import SUM, Algorithm, Geometry, Plan, PlanContext, RefLevels, c_loops, log2floor
 
 rhd = Algorithm("rhd", "recursive halving (reduce-scatter) then recursive doubling "
                        "(all-gather), Rabenseifner; any rank count")
@@ -146,6 +146,9 @@ def _folded(ctx, comm, send, recv, core) -> None:
                                   "(all-gather), non-powers of two folded in")
 def rhd_allreduce(ctx, send, recv, comm=None) -> None:
     comm = comm or ctx.comm
+    if (c := c_loops(ctx)) is not None:
+        c.folded_allreduce(comm, send, recv, ctx.tmp(recv.size), ctx.dtcode, ctx.op, True)
+        return
     p = comm.Get_size()
 
     def core(newrank: int, pof2: int) -> None:
@@ -181,6 +184,9 @@ def rhd_allreduce(ctx, send, recv, comm=None) -> None:
                                  "folded in")
 def rd_allreduce(ctx, send, recv) -> None:
     comm = ctx.comm
+    if (c := c_loops(ctx)) is not None:
+        c.folded_allreduce(comm, send, recv, ctx.tmp(recv.size), ctx.dtcode, ctx.op, False)
+        return
     p = comm.Get_size()
 
     def core(newrank: int, pof2: int) -> None:
