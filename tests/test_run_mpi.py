@@ -300,12 +300,15 @@ def test_slow_rank_is_named_and_busbw_threshold_fails(tmp_path):
     assert r.returncode == 2 and "--min-busbw must be" in r.stderr
 
 
-@pytest.mark.parametrize("coll", ["allreduce", "reduce_scatter", "all_gather"])
-def test_c_step_loops_run_and_agree_with_the_python_loops(coll, tmp_path):
+@pytest.mark.parametrize("coll, algo", [("allreduce", "ring"), ("allreduce", "rhd"),
+                                        ("allreduce", "rd"), ("reduce_scatter", "ring"),
+                                        ("all_gather", "ring"), ("all_to_all", "pairwise"),
+                                        ("sendrecv", "ring")])
+def test_c_step_loops_run_and_agree_with_the_python_loops(coll, algo, tmp_path):
     # the mpich wheel is a build requirement: the C step loops (cext/runtime/_steps.pyx) must
     # be built and chosen; the Python loops (COLLBENCH_STEPS=python) stay the reference.
     # Sizes cross the 1 MiB segment of the ring (several segments per block) and are odd.
-    args = ("--collective", coll, "--algo", "ring", "-b", "12", "-e", "5000000", "-f", "37",
+    args = ("--collective", coll, "--algo", algo, "-b", "12", "-e", "5000000", "-f", "37",
             "-n", "2", "-w", "1", "-d", "float64", "-o", "max")
     for env, loops in ((None, "C (mpi4py libmpi)"),
                        ({"COLLBENCH_STEPS": "python"}, "Python (mpi4py)")):
@@ -315,7 +318,8 @@ def test_c_step_loops_run_and_agree_with_the_python_loops(coll, tmp_path):
         assert r.returncode == 0, r.stderr + r.stdout
         assert words in r.stdout.splitlines()[0], r.stdout
         df = collbench_read(csv)
-        assert len(df) == 8 and (df.nwrong == 0).all()                     # 4 sizes x 2 places
+        places = 1 if coll in ("all_to_all", "sendrecv") else 2          # in place: N/A
+        assert len(df) == 4 * places and (df.nwrong == 0).all()
         assert (df.step_loops == loops).all()
 
 
