@@ -13,11 +13,13 @@ cnp.import_array()
 cdef extern from "cb_reduce.h":
     void cb_reduce(void *d, const void *a, const void *s, Py_ssize_t n, int dt, int op) nogil
     void cb_scale_f16(void *dst, Py_ssize_t n, double f) nogil
+    void cb_scale_bf16(void *dst, Py_ssize_t n, double f) nogil
 
 OPS = {"sum": 0, "prod": 1, "min": 2, "max": 3, "avg": 0}
-# numpy dtype name -> code of cb_reduce.h
+# numpy dtype name -> code of cb_reduce.h; bfloat16 (no NumPy type) lives in uint16 storage,
+# so uint16 arrays reduce as bfloat16 (collbench runs no uint16)
 DTYPE_CODES = {"float32": 0, "float64": 1, "int32": 2, "int64": 3, "int8": 4, "uint8": 5,
-               "float16": 6}
+               "float16": 6, "uint16": 7, "uint32": 8, "uint64": 9}
 
 ctypedef fused num:
     float
@@ -26,6 +28,8 @@ ctypedef fused num:
     cnp.int64_t
     cnp.int8_t
     cnp.uint8_t
+    cnp.uint32_t
+    cnp.uint64_t
 
 
 cdef int _code(cnp.ndarray x) except -1:
@@ -68,10 +72,15 @@ def _scale_typed(num[::1] dst, double f):
 def scale_into(dst, double f):
     """dst /= f in place (the 'avg' op divides the sum by the number of ranks)."""
     cdef cnp.uint16_t[::1] h
-    if dst.dtype == np.float16:
+    cdef bint half
+    if dst.dtype == np.float16 or dst.dtype == np.uint16:     # uint16: bfloat16 storage
+        half = dst.dtype == np.float16
         h = dst.view(np.uint16)
         if h.shape[0]:
             with nogil:
-                cb_scale_f16(&h[0], h.shape[0], f)
+                if half:
+                    cb_scale_f16(&h[0], h.shape[0], f)
+                else:
+                    cb_scale_bf16(&h[0], h.shape[0], f)
     else:
         _scale_typed(dst, f)

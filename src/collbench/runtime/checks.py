@@ -6,6 +6,30 @@ import numpy as np
 from ..algorithms import COLLECTIVES
 
 
+def storage(dtype: str) -> np.dtype:
+    """The NumPy storage of a run dtype: bfloat16 (no NumPy type) lives in uint16."""
+    return np.dtype(np.uint16) if dtype == "bfloat16" else np.dtype(dtype)
+
+
+def to_storage(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Small integers (exact in every run dtype) in the dtype's storage; bfloat16 is the top
+    half of the float32 bits (exact for these values)."""
+    if dtype == "bfloat16":
+        return (np.asarray(values, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    return np.asarray(values).astype(dtype)
+
+
+# poison of a receive buffer before the checked call: a value no result can have
+BF16_NAN = 0x7FC0
+
+
+def poison_value(dtype: str):
+    if dtype == "bfloat16":
+        return BF16_NAN
+    d = np.dtype(dtype)
+    return np.iinfo(d).max if d.kind in "iu" else np.nan
+
+
 def _values(rank: int, p: int, count: int, op: str, unsigned: bool) -> np.ndarray:
     i = np.arange(count, dtype=np.int64)
     if op == "sum":
@@ -20,14 +44,14 @@ def _values(rank: int, p: int, count: int, op: str, unsigned: bool) -> np.ndarra
 def make_input(rank: int, p: int, count: int, dtype: str, op: str) -> np.ndarray:
     """This rank's input: values whose reduction is exact in every dtype (int8 and uint8
     included for the small rank counts a check runs at)."""
-    return _values(rank, p, count, op, np.dtype(dtype).kind == "u").astype(dtype)
+    return to_storage(_values(rank, p, count, op, dtype.startswith("uint")), dtype)
 
 
 def expected(p: int, count: int, dtype: str, op: str) -> np.ndarray:
     i = np.arange(count, dtype=np.int64)
     if op == "avg":
-        return ((p - 1) + i % 3).astype(dtype)
-    unsigned = np.dtype(dtype).kind == "u"
+        return to_storage((p - 1) + i % 3, dtype)
+    unsigned = dtype.startswith("uint")
     acc = _values(0, p, count, op, unsigned)
     for r in range(1, p):
         v = _values(r, p, count, op, unsigned)
@@ -39,7 +63,7 @@ def expected(p: int, count: int, dtype: str, op: str) -> np.ndarray:
             acc = np.minimum(acc, v)
         else:
             acc = np.maximum(acc, v)
-    return acc.astype(dtype)
+    return to_storage(acc, dtype)
 
 
 ROOT = 0          # broadcast and reduce use rank 0 as root unless -r says otherwise (nccl-tests)
@@ -55,7 +79,8 @@ class Buffers:
 
     def __init__(self, coll: str, rank: int, p: int, nbytes: int, dtype: str, op: str,
                  root: int = ROOT) -> None:
-        esize = np.dtype(dtype).itemsize
+        store = storage(dtype)
+        esize = store.itemsize
         n = nbytes // esize
         reduces = COLLECTIVES[coll].reduces
         vop = op if reduces else "sum"          # the values of non-reducing collectives
@@ -68,34 +93,34 @@ class Buffers:
             self.count, self.nbytes = n, n * esize
         if coll == "allreduce":
             self.send = make_input(rank, p, total, dtype, vop)
-            self.recv = np.zeros(total, dtype=dtype)
+            self.recv = np.zeros(total, dtype=store)
             self.expected = expected(p, total, dtype, vop)
         elif coll == "reduce_scatter":
             self.send = make_input(rank, p, total, dtype, vop)
-            self.recv = np.zeros(m, dtype=dtype)
+            self.recv = np.zeros(m, dtype=store)
             self.expected = expected(p, total, dtype, vop)[rank * m:(rank + 1) * m]
         elif coll == "all_gather":
             self.send = make_input(rank, p, m, dtype, vop)
-            self.recv = np.zeros(total, dtype=dtype)
+            self.recv = np.zeros(total, dtype=store)
             self.expected = np.concatenate([make_input(j, p, m, dtype, vop) for j in range(p)])
         elif coll == "broadcast":
             self.send = make_input(root, p, total, dtype, vop) if rank == root else \
-                np.zeros(total, dtype=dtype)
-            self.recv = np.zeros(total, dtype=dtype)
+                np.zeros(total, dtype=store)
+            self.recv = np.zeros(total, dtype=store)
             self.expected = make_input(root, p, total, dtype, vop)
         elif coll == "reduce":
             self.send = make_input(rank, p, total, dtype, vop)
-            self.recv = np.zeros(total, dtype=dtype)
+            self.recv = np.zeros(total, dtype=store)
             self.expected = expected(p, total, dtype, vop) if rank == root else None
         elif coll == "all_to_all":
             self.send = make_input(rank, p, total, dtype, vop)
-            self.recv = np.zeros(total, dtype=dtype)
+            self.recv = np.zeros(total, dtype=store)
             self.expected = np.concatenate([make_input(j, p, total, dtype, vop)[rank * m:
                                                                                (rank + 1) * m]
                                             for j in range(p)])
         elif coll == "sendrecv":
             self.send = make_input(rank, p, total, dtype, vop)
-            self.recv = np.zeros(total, dtype=dtype)
+            self.recv = np.zeros(total, dtype=store)
             self.expected = make_input((rank - 1) % p, p, total, dtype, vop)
         else:
             raise ValueError(f"no buffers for {coll}")

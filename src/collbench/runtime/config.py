@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..algorithms import COLLECTIVES, REGISTRY, runnable
 from ..errors import InputError
 from ..results.io import check_path
 from ..units import DType, dtype, size_range
 
-RUN_DTYPES = ("float32", "float64", "float16", "int32", "int64", "int8", "uint8")
+RUN_DTYPES = ("float32", "float64", "float16", "bfloat16", "int32", "int64", "int8", "uint8",
+              "uint32", "uint64")
 RUN_OPS = ("sum", "prod", "min", "max", "avg")
 THREAD_LEVELS = ("single", "funneled", "serialized", "multiple")
 TIMING = {0: "rank0", 1: "avg", 2: "min", 3: "max"}
@@ -152,6 +154,19 @@ def validate(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
+def mpi_lacks(cfg: RunConfig, MPI: Any) -> bool:
+    """True when the run asks the MPI library for a datatype it does not have."""
+    return (cfg.dt is not None and cfg.dt.name == "bfloat16" and "mpi" in cfg.algos
+            and getattr(MPI, "BFLOAT16_T", MPI.DATATYPE_NULL) == MPI.DATATYPE_NULL)
+
+
+def validate_mpi(cfg: RunConfig, MPI: Any) -> None:
+    """Checks that need the MPI library (after MPI_Init, before any communication)."""
+    if mpi_lacks(cfg, MPI):
+        raise InputError("this MPI library has no MPI_BFLOAT16_T: bfloat16 runs with "
+                         "collbench's own algorithms only; drop mpi from --algo")
+
+
 def validate_ranks(cfg: RunConfig, nranks: int) -> None:
     """Checks that need the rank count (still before any communication)."""
     if not 0 <= cfg.root < nranks:
@@ -160,6 +175,10 @@ def validate_ranks(cfg: RunConfig, nranks: int) -> None:
         raise InputError("op prod overflows the checkable range beyond 120 ranks")
     if cfg.op in ("sum", "avg") and cfg.dtype in ("float16", "half") and nranks > 32:
         raise InputError("float16 sums are exact only up to 32 ranks; use float32")
+    if cfg.dtype in ("bfloat16", "bf16") and (cfg.op == "sum" and nranks > 64 or
+                                              cfg.op == "avg" and nranks > 11):
+        raise InputError("bfloat16 keeps 8 significant bits: sums are exact only up to 64 "
+                         "ranks (avg: 11); use float32")
     if cfg.dtype in ("int8", "uint8") and (cfg.op == "sum" and nranks > 31 or
                                            cfg.op == "prod" and nranks > 48):
         raise InputError(f"{cfg.dtype} {cfg.op} of {nranks} ranks overflows the checkable "

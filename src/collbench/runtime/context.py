@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ._reduce import DTYPE_CODES, OPS, reduce_into, reduce_out
+from .checks import storage
 
 
 def c_steps(MPI: Any) -> Any:
@@ -38,7 +39,9 @@ class Context:
         self.comm = comm
         self.op = OPS[op]
         self.mpi_op = mpi_op
-        self.dtype = np.dtype(dtype)
+        self.dtype = storage(dtype)          # bfloat16: uint16 storage, reduced as bfloat16
+        # the MPI datatype the library's own calls must be told (NumPy cannot say bfloat16)
+        self.mpi_type = getattr(MPI, "BFLOAT16_T", None) if dtype == "bfloat16" else None
         self.node_comm = node_comm
         self.cross_comm = cross_comm
         self._tmp = np.empty(0, dtype=self.dtype)
@@ -47,6 +50,11 @@ class Context:
         self.root = 0                # broadcast and reduce
         # the algorithms' C step loops, where this MPI and dtype allow them
         self.steps = c_steps(MPI) if self.dtcode >= 0 else None
+
+    def typed(self, buf: Any) -> Any:
+        """A buffer as the MPI library's own calls take it: with its MPI datatype where NumPy's
+        cannot say it (bfloat16)."""
+        return [buf, self.mpi_type] if self.mpi_type is not None else buf
 
     def tmp(self, n: int) -> np.ndarray:
         if self._tmp.size < n:

@@ -30,7 +30,7 @@ from ..results.io import check_existing, write_results
 from ..results.table import run_table, run_table_groups
 from ..units import human
 from ._reduce import scale_into
-from .checks import Buffers
+from .checks import Buffers, poison_value
 from .collective import agree, time_iterations
 from .config import TIMING, RunConfig, validate, validate_ranks
 from .context import Context
@@ -203,7 +203,7 @@ def _measure(st: State, f: Callable[..., None], send: np.ndarray, recv: np.ndarr
     assert cfg.dt is not None
     scale = cfg.op == "avg" and bufs.redop == "avg"
     st.ctx.in_place = in_place
-    poison = np.iinfo(recv.dtype).max if cfg.dt.kind == "int" else np.nan
+    poison = poison_value(cfg.dt.name)
 
     def once() -> None:
         f(st.ctx, send, recv)
