@@ -8,6 +8,7 @@ import shlex
 import socket
 import sys
 
+from ..algorithms import COLLECTIVES, runnable
 from ..errors import CollbenchError, InputError, RunError
 from ..runtime.config import (
     RUN_DTYPES,
@@ -55,13 +56,12 @@ def add_parser(sub) -> None:
     r.add_argument("-a", "--average", type=int, default=1,
                    help="time over ranks: 0 rank 0, 1 average, 2 min, 3 max")
     r.add_argument("--collective", default="allreduce",
-                   help="allreduce, reduce_scatter, all_gather, broadcast, reduce, all_to_all "
-                        "(or nccl-tests' names: all_reduce, alltoall, ...)")
+                   help=", ".join(COLLECTIVES) + " (or nccl-tests' names: all_reduce, alltoall, "
+                        "...)")
     r.add_argument("--algo", default=None,
-                   help="comma list of mpi and collbench's own: allreduce mpi,ring,binomial,rhd,"
-                        "rd,hier; reduce_scatter and all_gather mpi,ring; broadcast and reduce "
-                        "mpi,binomial; all_to_all mpi,mesh (default: mpi and ring, or mpi and "
-                        "every own algorithm)")
+                   help="comma list of mpi and collbench's own: " + "; ".join(
+                       f"{c} {','.join(runnable(c))}" for c in COLLECTIVES if runnable(c))
+                   + " (default: mpi and ring, or mpi and every own algorithm)")
     r.add_argument("--ranks-per-node", type=int, default=None,
                    help="split ranks into virtual nodes of K (default: shared-memory nodes)")
     r.add_argument("--predict", default=None,
