@@ -68,12 +68,13 @@ class World:
         self.p, self.node, self.lat, self.weight = p, node, lat, weight
         self.lock = threading.Lock()
         self.queues: dict[tuple[int, int, int, int], queue.Queue] = {}
-        # per world rank and metric (0 latency, 1 bytes): [data ready, send port, recv port]
-        self.clock = [[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]] for _ in range(p)]
+        # per world rank and metric (0 latency, 1 bytes, 2 hops): [data ready, send port,
+        # recv port]; hops are latencies that overlap (no port is busy for a latency)
+        self.clock = [[[0.0, 0.0, 0.0] for _ in range(3)] for _ in range(p)]
 
-    def cost(self, a: int, b: int, nbytes: int) -> tuple[float, float]:
+    def cost(self, a: int, b: int, nbytes: int) -> tuple[float, float, float]:
         k = self.tier(a, b)
-        return self.lat[k], nbytes * self.weight[k]
+        return self.lat[k], nbytes * self.weight[k], self.lat[k]
 
     def q(self, key):
         with self.lock:
@@ -108,6 +109,9 @@ class Comm:
         arrive = []
         for m, c in enumerate(self.w.cost(self.me, d, buf.nbytes)):
             ready, sport, _ = clk = self.w.clock[self.me][m]
+            if m == 2:
+                arrive.append(ready + c)
+                continue
             clk[1] = max(ready, sport) + c           # the send port is busy until then
             arrive.append(clk[1])
         self.w.q((self.cid, self.me, d, tag)).put((np.array(buf, copy=True), arrive))
@@ -122,6 +126,9 @@ class Comm:
             buf[...] = data
             for m, c in enumerate(self.w.cost(s, self.me, data.nbytes)):
                 clk = self.w.clock[self.me][m]
+                if m == 2:
+                    clk[0] = max(clk[0], arrive[m])
+                    continue
                 clk[2] = max(arrive[m], clk[2] + c)  # one receive at a time
                 clk[0] = max(clk[0], clk[2])
         return Req(done)
@@ -158,8 +165,11 @@ class Ctx:
             r.Wait()
 
 
-def simulate(fn, p: int, node: int, count: int, lat=(1.0, 1000.0), weight=(1.0, 1000.0)):
-    """Run fn(ctx, send, recv) on p threads; returns (max latency clock, max byte clock)."""
+def simulate(fn, p: int, node: int, count: int, lat=(1.0, 1000.0), weight=(1.0, 1000.0),
+             hops: bool = False):
+    """Run fn(ctx, send, recv) on p threads; returns (max latency clock, max byte clock), or
+    with ``hops`` (the longest chain of latencies, overlapping ones counted once, max byte
+    clock)."""
     w = World(p, node, lat, weight)
     nodes = p // node
     errors, results = [], {}
@@ -185,6 +195,8 @@ def simulate(fn, p: int, node: int, count: int, lat=(1.0, 1000.0), weight=(1.0, 
     for r in range(p):
         np.testing.assert_array_equal(results[r], want)
     assert nodes * node == p
+    if hops:
+        return (max(max(c[2]) for c in w.clock), max(max(c[1]) for c in w.clock))
     return (max(max(c[0]) for c in w.clock), max(max(c[1]) for c in w.clock))
 
 
@@ -199,7 +211,7 @@ def two_tiers(node: int, nodes: int, lat=(1.0, 1000.0), weight=(1.0, 1000.0)) ->
 
 CASES = [(a, p, node) for a in runnable("allreduce") if not REGISTRY[a].model_as
          for p, node in ((2, 2), (3, 3), (4, 4), (5, 5), (8, 8))
-         if a != "hier"] + [("hier", p, node) for p, node in ((4, 2), (6, 2), (6, 3), (8, 2),
+         if a not in ("hier", "tree")] + [("hier", p, node) for p, node in ((4, 2), (6, 2), (6, 3), (8, 2),
                                                                (8, 4), (12, 4))]
 
 
@@ -232,3 +244,54 @@ def test_the_check_tells_algorithms_apart(run_as, plan_of):
     (pl,) = build(two_tiers(p, 1), p, "allreduce", plan_of, frozenset(REGISTRY))
     plan_bytes = pl.coef[0] * 48 * p * 8
     assert (lat_clock, byte_clock) != pytest.approx((pl.lat, plan_bytes), rel=0.02)
+
+
+@pytest.mark.parametrize("p", [2, 3, 4, 5, 6, 7, 8, 12, 16])
+def test_real_tree_is_the_modelled_double_binary_tree(p, monkeypatch):
+    """The model's tree: 2 ceil(log2 p) latencies (up one tree and back down; the two
+    children of a node answer at once, so the check counts overlapping latencies once) and,
+    pipelined, the busiest port moves 2 bytes per byte (1 with 2 ranks): half the data up
+    then down each tree; a rank inside one tree is a leaf of the other.  Single segment:
+    the latency; 128 segments: the byte clock within 5% of the plan (pipeline fill)."""
+    from collbench.algorithms import trees
+    fn = REGISTRY["tree"].runs["allreduce"]
+    (pl,) = build(two_tiers(p, 1), p, "allreduce", "tree", frozenset(REGISTRY))
+    hop_clock, _ = simulate(fn, p, p, 48 * p, hops=True)
+    assert hop_clock == pytest.approx(pl.lat), (p, hop_clock, pl.lat)
+    count = 128 * 2 * 32                                # 128 segments of 32 elements a half
+    monkeypatch.setattr(trees, "TREE_SEGMENT_BYTES", 32 * 8)
+    _, byte_clock = simulate(fn, p, p, count)
+    plan_bytes = pl.coef[0] * count * 8
+    assert plan_bytes <= byte_clock <= 1.05 * plan_bytes, (p, byte_clock, plan_bytes)
+    # every rank is an inner node of at most one tree (p even) and the trees have the height
+    # the plan counts
+    parents = [trees.btree(p, s)[0] for s in (False, True)]
+    for par in parents:
+        depth = [0] * p
+        for r in range(p):
+            x = r
+            while par[x] is not None:
+                x = par[x]
+                depth[r] += 1
+        assert max(depth) == (p - 1).bit_length()
+    if p % 2 == 0:
+        inner = [{r for r in range(p) if r in par} for par in parents]
+        assert not inner[0] & inner[1]
+
+
+def test_two_level_tree_is_exact_on_nodes():
+    """On equal nodes the tree is one binary tree per tier (in the node, across leaders)."""
+    class NodeCtx:
+        pass
+    for p, node in ((4, 2), (8, 4), (12, 4), (6, 3)):
+        fn = REGISTRY["tree"].runs["allreduce"]
+
+        def two_level(ctx, send, recv):
+            ctx.uniform_nodes = True
+            fn(ctx, send, recv)
+        hop_clock, _ = simulate(two_level, p, node, 48 * p, hops=True)
+        # up and down: ceil(log2 node) inner and ceil(log2 nodes) outer latencies each way
+        inner, outer = (node - 1).bit_length(), (p // node - 1).bit_length()
+        assert hop_clock == pytest.approx(2 * inner * 1.0 + 2 * outer * 1000.0), (p, node)
+        (pl,) = build(two_tiers(node, p // node), p, "allreduce", "tree", frozenset(REGISTRY))
+        assert hop_clock == pytest.approx(pl.lat)

@@ -14,7 +14,7 @@ MPIEXEC = Path(sys.executable).parent / "mpiexec"
 pytestmark = pytest.mark.skipif(not MPIEXEC.exists(),
                                 reason="mpiexec from the mpich wheel is not installed next to "
                                        "python (pip install '.[mpi]')")
-ALGOS = "mpi,ring,binomial,rhd,rd,hier"
+ALGOS = "mpi,ring,tree,binomial,rhd,rd,hier"
 
 
 def mpirun(n, *args, timeout=240, env=None, cwd=None):
@@ -49,19 +49,20 @@ def test_every_algorithm_exact_odd_sizes(n, tmp_path):
                "--ranks-per-node", "1", "--csv", csv)
     assert r.returncode == 0, r.stderr + r.stdout
     rows = rows_of(r.stdout)
-    assert len(rows) == 6 * 4
+    na = len(ALGOS.split(","))
+    assert len(rows) == na * 4
     assert all(row[9] == "0" for row in rows)         # #wrong
     assert "# Out of bounds values : 0 OK" in r.stdout
     df = pd.read_csv(csv, comment="#")
-    assert len(df) == 48 and set(df.algorithm) == set(ALGOS.split(","))  # out of place, in place
-    assert (df.groupby("placement").size() == 24).all() and (df.nwrong == 0).all()
+    assert len(df) == 2 * na * 4 and set(df.algorithm) == set(ALGOS.split(","))  # both placements
+    assert (df.groupby("placement").size() == na * 4).all() and (df.nwrong == 0).all()
     assert all(row[13] == "0" for row in rows)        # in-place #wrong
     assert (df.nranks == n).all() and (df.source == "measured").all()
     r = mpirun(n, "-b", "4", "-e", "4", "-n", "1", "-w", "0", "--algo", ALGOS,   # one element
                cwd=tmp_path)
     assert r.returncode == 0 and all(row[9] == "0" for row in rows_of(r.stdout)), r.stderr
     default = list((tmp_path / "results").glob(f"run-*-n{n}-*.csv"))   # the default file
-    assert len(default) == 1 and len(pd.read_csv(default[0], comment="#")) == 12
+    assert len(default) == 1 and len(pd.read_csv(default[0], comment="#")) == 2 * na
 
 
 # avg of integers is refused before any work (see test_bad_input_exit_2)
@@ -188,8 +189,7 @@ def test_killed_rank_keeps_rows(tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--algo", "warp"], "valid: ring, binomial, rhd, rd, hier, mpi"),
-    (["--algo", "tree"], "no real implementation"),
+    (["--algo", "warp"], "valid: ring, tree, binomial, rhd, rd, hier, mpi"),
     (["--algo", "mesh"], "no real implementation"),
     (["-d", "complex64"], "valid: float32"),
     (["-o", "avg", "-d", "int32"], "makes no sense"),

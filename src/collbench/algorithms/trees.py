@@ -2,6 +2,7 @@
 (``binomial``: reduce to the root, broadcast from it; all-reduce = reduce + broadcast)."""
 from __future__ import annotations
 
+import functools
 import math
 
 from .base import MAX, SUM, Algorithm, Geometry, Plan, PlanContext, RefLevels, ceil_log2
@@ -14,6 +15,15 @@ binomial = Algorithm("binomial", "binomial tree: reduce to the root in ceil(log2
 
 # ---- tree (double binary) ----------------------------------------------------------------
 
+def tree_port_bytes(u: int) -> float:
+    """Bytes through the busiest rank's port per byte of data, pipelined, in a double binary
+    tree of u ranks, reduce (up) then broadcast (down): half the data goes up and down each
+    tree, and in each phase the busiest rank moves the whole data through one port (two
+    children's halves in, or out); with 2 ranks, half (``test_real_tree_is_the_modelled_
+    double_binary_tree`` measures it)."""
+    return {1: 0.0, 2: 1.0}.get(u, 2.0)
+
+
 @tree.plan("allreduce")
 def _tree_plan(g: Geometry, ctx: PlanContext) -> Plan:
     plan = g.new("tree", mode=MAX)
@@ -21,7 +31,7 @@ def _tree_plan(g: Geometry, ctx: PlanContext) -> Plan:
         return plan
     for i in range(g.L):
         plan.lat += 2 * ceil_log2(g.u[i]) * g.a[i]
-        g.add(plan, i, 2 * g.lf[i] / g.R[i])
+        g.add(plan, i, tree_port_bytes(g.u[i]) * g.lf[i] / g.R[i])
     plan.red += 1 / g.scale
     return plan
 
@@ -29,8 +39,172 @@ def _tree_plan(g: Geometry, ctx: PlanContext) -> Plan:
 @tree.reference("allreduce")
 def _tree_ref(r: RefLevels) -> tuple[float, float, float]:
     lat = sum(2 * math.ceil(math.log2(u)) * r.lat_of(t) for t, u, _ in r.lv if u > 1)
-    bw = max(2 * r.m * r.link(i) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
+    # busiest port of a double binary tree of u ranks, up then down: 1 (u = 2), else 2
+    port = [1.0 if u == 2 else 2.0 for _, u, _ in r.lv]
+    bw = max(port[i] * r.m * r.link(i) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
     return lat, bw, r.m
+
+
+# the real double binary tree ---------------------------------------------------------------
+
+TREE_SEGMENT_BYTES = 256 << 10
+WINDOW = 4            # segments a leaf tree runs ahead of / behind the inner one
+
+
+def _btree_parent(p: int, q: int) -> int | None:
+    """Parent of position q in a binary tree over positions 0..p-1 rooted at 0: the lowest
+    set bit of a position says its height; a node's parent has the next bit set (the node
+    one level up on its side), or, past the end, the node with q's lowest bit cleared.  Every
+    step up clears or raises the lowest bit, so the height is ceil(log2 p)."""
+    if q == 0:
+        return None
+    lb = q & -q
+    up = (q ^ lb) | (lb << 1)
+    return up if up < p else q ^ lb
+
+
+@functools.lru_cache(maxsize=512)
+def btree(p: int, second: bool) -> tuple[tuple[int | None, ...], tuple[tuple[int, ...], ...]]:
+    """Parent and children of every rank in the first or the second tree of a double binary
+    tree over p ranks.  The second tree lays the same shape on the ranks mirrored (p even) or
+    shifted by one (p odd), so that a rank that is a leaf in one tree is inside the other and
+    the two trees together load every rank about evenly."""
+    def rank(q: int) -> int:
+        if not second:
+            return q
+        return p - 1 - q if p % 2 == 0 else (q + 1) % p
+    parents: list[int | None] = [None] * p
+    children: list[list[int]] = [[] for _ in range(p)]
+    for q in range(1, p):
+        up = _btree_parent(p, q)
+        assert up is not None
+        parents[rank(q)] = rank(up)
+        children[rank(up)].append(rank(q))
+    return tuple(parents), tuple(tuple(c) for c in children)
+
+
+@functools.lru_cache(maxsize=512)
+def btree_reach(p: int, second: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Every rank's height (hops to its deepest leaf) and depth (hops from the root)."""
+    parents, children = btree(p, second)
+
+    def height(r: int) -> int:
+        return 1 + max(height(c) for c in children[r]) if children[r] else 0
+
+    def depth(r: int) -> int:
+        par = parents[r]
+        return 0 if par is None else 1 + depth(par)
+    return tuple(height(r) for r in range(p)), tuple(depth(r) for r in range(p))
+
+
+def _tree_levels(ctx, second: bool) -> tuple[list[tuple], int, int]:
+    """This rank's (communicator, parent, children) per level, bottom up, with its height
+    and depth over all levels: one level over the whole communicator, or, on nodes of equal
+    size, a tree inside the node whose root (the node's leader for this tree) joins a tree
+    across the nodes, as the model's tree is one binary tree per tier."""
+    comm, node, cross = ctx.comm, ctx.node_comm, ctx.cross_comm
+    p = comm.Get_size()
+    if node is None or cross is None or not 1 < node.Get_size() < p \
+            or not getattr(ctx, "uniform_nodes", False):
+        parents, children = btree(p, second)
+        heights, depths = btree_reach(p, second)
+        r = comm.Get_rank()
+        return [(comm, parents[r], children[r])], heights[r], depths[r]
+    q, lr = node.Get_size(), node.Get_rank()
+    parents, children = btree(q, second)
+    heights, depths = btree_reach(q, second)
+    levels = [(node, parents[lr], children[lr])]
+    height, depth = heights[lr], depths[lr]
+    nodes, cr = cross.Get_size(), cross.Get_rank()        # cr: this node's index
+    if nodes > 1:
+        nheights, ndepths = btree_reach(nodes, second)
+        depth += ndepths[cr]
+        if parents[lr] is None:                            # this tree's leader in the node
+            nparents, nchildren = btree(nodes, second)
+            levels.append((cross, nparents[cr], nchildren[cr]))
+            height += nheights[cr]
+    return levels, height, depth
+
+
+@tree.run("allreduce", description="double binary tree: each half of the data reduced up one "
+                                   "of two complementary binary trees and broadcast back down, "
+                                   "256 KiB segments pipelined; a tree per tier on equal nodes")
+def tree_allreduce(ctx, send, recv) -> None:
+    p = ctx.comm.Get_size()
+    recv[...] = send
+    if p == 1 or recv.size == 0:
+        return
+    h = (recv.size + 1) // 2
+    halves = (recv[:h], recv[h:])
+    shapes = [_tree_levels(ctx, False), _tree_levels(ctx, True)]
+    levels = [shapes[0][0], shapes[1][0]]
+    # A rank serves its two trees from one thread of control.  Where it is a leaf it only
+    # sends going up and only receives coming down: those segments go out first and come in
+    # last, so that they never wait behind the other tree.  Where it is inside both trees
+    # (odd p), the tree whose data is ready first goes first (the lower subtree going up,
+    # the nearer root coming down).
+    leaf = [all(not c for _, _, c in levels[t]) for t in (0, 1)]
+    inner_up = sorted((t for t in (0, 1) if not leaf[t]), key=lambda t: shapes[t][1])
+    inner_down = sorted((t for t in (0, 1) if not leaf[t]), key=lambda t: shapes[t][2])
+    seg = min(max(1, TREE_SEGMENT_BYTES // recv.itemsize), h)
+    nseg = -(-h // seg)
+    width = max(len(c) for lv in levels for _, _, c in lv)
+    tmp = ctx.tmp(max(1, width) * seg)
+
+    def parts(t: int):
+        for k in range(nseg):
+            part = halves[t][k * seg:(k + 1) * seg]
+            if part.size:
+                yield k, part
+    pending: list = []
+    # a leaf tree's segments run up to WINDOW segments ahead of (going up) or behind (coming
+    # down) the inner tree's: they share the rank's ports fairly, and neither tree waits on
+    # the other's progress
+    leaf_parts = [list(parts(t)) if leaf[t] else [] for t in (0, 1)]
+    sent = [0, 0]
+
+    def leaf_sends(upto: int) -> None:
+        for t in (0, 1):
+            comm, parent, _ = levels[t][0]
+            while sent[t] < len(leaf_parts[t]) and leaf_parts[t][sent[t]][0] <= upto:
+                pending.append(comm.Isend(leaf_parts[t][sent[t]][1], dest=parent, tag=40 + t))
+                sent[t] += 1
+    # up: each rank adds its children's partial sums, segment by segment, and passes its own
+    for k in range(nseg):
+        leaf_sends(k + WINDOW)
+        for t in inner_up:
+            part = halves[t][k * seg:(k + 1) * seg]
+            if part.size == 0:
+                continue
+            for comm, parent, children in levels[t]:
+                reqs = [comm.Irecv(tmp[j * seg:j * seg + part.size], source=c, tag=40 + t)
+                        for j, c in enumerate(children)]
+                for j, req in enumerate(reqs):
+                    req.Wait()
+                    ctx.reduce_into(part, tmp[j * seg:j * seg + part.size])
+                if parent is not None:
+                    pending.append(comm.Isend(part, dest=parent, tag=40 + t))
+    leaf_sends(nseg)
+    ctx.waitall(pending)
+    pending = []
+    # down: the roots hold the sums; each segment goes back down both trees
+    incoming = [(k, levels[t][0][0].Irecv(part, source=levels[t][0][1], tag=42 + t))
+                for t in (0, 1) for k, part in leaf_parts[t]]
+    incoming.sort(key=lambda x: x[0])
+    for k in range(nseg):
+        for t in inner_down:
+            part = halves[t][k * seg:(k + 1) * seg]
+            if part.size == 0:
+                continue
+            for comm, parent, children in reversed(levels[t]):
+                if parent is not None:
+                    comm.Recv(part, source=parent, tag=42 + t)
+                for c in children:
+                    pending.append(comm.Isend(part, dest=c, tag=42 + t))
+        while incoming and incoming[0][0] <= k - WINDOW:
+            incoming.pop(0)[1].Wait()
+    ctx.waitall([req for _, req in incoming])
+    ctx.waitall(pending)
 
 
 # ---- binomial ----------------------------------------------------------------------------

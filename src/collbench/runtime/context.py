@@ -48,6 +48,7 @@ class Context:
         self.dtcode = DTYPE_CODES.get(self.dtype.name, -1)
         self.in_place = False        # the harness is timing nccl-tests' in-place layout
         self.root = 0                # broadcast and reduce
+        self.uniform_nodes = False   # every node has as many ranks (set by the harness)
         # the algorithms' C step loops, where this MPI and dtype allow them
         self.steps = c_steps(MPI) if self.dtcode >= 0 else None
 

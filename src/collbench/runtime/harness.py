@@ -107,8 +107,8 @@ def setup(cfg: RunConfig, MPI: Any, emit: Emit) -> State:
     host = socket.gethostname()
     _, err = _local(lambda: check_memory(max(cfg.sizes) if cfg.sizes else 0, shared.Get_size()))
     agree(comm, err)
+    per_node = comm.allgather(node.Get_size())
     if "hier" in cfg.algos:
-        per_node = comm.allgather(node.Get_size())
         if len(set(per_node)) != 1:
             raise InputError(f"hier needs nodes of equal size; got {sorted(set(per_node))} ranks "
                              "per node (use --ranks-per-node)")
@@ -118,6 +118,7 @@ def setup(cfg: RunConfig, MPI: Any, emit: Emit) -> State:
     assert cfg.dt is not None
     ctx = Context(MPI, comm, cfg.op, mpi_op, cfg.dt.name, node, cross)
     ctx.root = cfg.root
+    ctx.uniform_nodes = len(set(per_node)) == 1    # tree: a tree per tier
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_id = comm.bcast(f"{stamp}-{host}-{os.getpid()}{cfg.run_suffix}", root=0)
     paths = cfg.paths or [Path("results") / f"run-{host}-n{p}-{stamp}.csv"]
