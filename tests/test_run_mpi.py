@@ -174,11 +174,11 @@ def test_hung_collective_times_out_and_keeps_rows(tmp_path):
 
 
 def test_killed_rank_keeps_rows(tmp_path):
-    csv = tmp_path / "r.csv"
+    csv, js = tmp_path / "r.csv", tmp_path / "nccl.json"
     p = subprocess.Popen([str(MPIEXEC), "-n", "2", sys.executable, "-m", "collbench", "run",
                           "-b", "8", "-e", "64M", "-f", "2", "-n", "50", "--algo", "ring",
-                          "--csv", str(csv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, start_new_session=True)
+                          "--csv", str(csv), "-J", str(js)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and not (csv.exists() and len(pd.read_csv(csv, comment="#")) >= 4):
         time.sleep(0.2)
@@ -186,6 +186,57 @@ def test_killed_rank_keeps_rows(tmp_path):
     p.wait(timeout=30)
     df = pd.read_csv(csv, comment="#")         # still a complete, readable file
     assert len(df) >= 4 and list(df.nbytes[:4]) == [8, 8, 16, 16]          # both placements
+    import json
+    doc = json.loads(js.read_text())           # -J too: complete, with the sizes done
+    assert [r["size"] for r in doc["results"][:2]] == [8, 16]
+
+
+def test_nccl_tests_json(tmp_path):
+    """-J FILE: nccl-tests' -J layout key for key, the same numbers as the results CSV, an
+    existing file kept (FILE.0 as nccl-tests does), and collbench import reads it back."""
+    import json
+    js, csv = tmp_path / "out.json", tmp_path / "r.csv"
+    js.write_text("an earlier run's file\n")
+    r = mpirun(3, "-b", "8", "-e", "64K", "-f", "32", "-n", "2", "-w", "0", "--algo", "mpi,tree",
+               "--csv", csv, "-J", js)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert js.read_text() == "an earlier run's file\n"
+    out = tmp_path / "out.json.0"
+    assert f"# Writing Json output to {out}" in r.stdout
+    doc = json.loads(out.read_text())
+    for key in ("start_time", "args", "env", "nccl_version", "config", "results",
+                "out_of_bounds", "average_bus_bandwidith", "errors", "end_time"):
+        assert key in doc, key
+    cfg = doc["config"]
+    assert (cfg["minimum_bytes"], cfg["maximum_bytes"], cfg["step_factor"]) == (8, 8192, 32)
+    assert (cfg["iterations"], cfg["warmup_iters"], cfg["validation"]) == (2, 0, 1)
+    assert [d["rank"] for d in cfg["devices"]] == [0, 1, 2]
+    assert doc["program"] == "all_reduce_perf" and doc["args"][1] == "run"
+    res = doc["results"]
+    assert [(x["size"], x["algorithm"]) for x in res] == [
+        (s, a) for s in (8, 256, 8192) for a in ("mpi", "tree")]
+    assert all(x["type"] == "float" and x["redop"] == "sum" and x["root"].strip() == "-1"
+               for x in res)
+    df = pd.read_csv(csv, comment="#")
+    for x in res:
+        for key, place in (("out_of_place", "out-of-place"), ("in_place", "in-place")):
+            row = df[(df.nbytes == x["size"]) & (df.algorithm == x["algorithm"])
+                     & (df.placement == place)]
+            assert x[key]["bus_bw"] == pytest.approx(float(row.busbw_gbps.iloc[0]))
+            assert x[key]["time"] == pytest.approx(float(row.time_us.iloc[0]))
+            assert x[key]["nwrong"] == 0
+    assert doc["out_of_bounds"] == {"count": 0, "okay": "true"}
+    oop = df[df.placement == "out-of-place"].busbw_gbps
+    assert doc["average_bus_bandwidith"]["bandwidith"] == pytest.approx(oop.mean())
+    back = subprocess.run([sys.executable, "-m", "collbench", "import", str(out), "-o",
+                           str(tmp_path / "back.csv")], capture_output=True, text=True,
+                          timeout=120)
+    assert back.returncode == 0, back.stderr
+    import collbench
+    got = collbench.read_results(tmp_path / "back.csv")
+    assert len(got) == len(df) and set(got.algorithm) == {"mpi", "tree"}
+    assert (got.nranks == 3).all() and (got.collective == "allreduce").all()
+    assert sorted(got.busbw_gbps) == pytest.approx(sorted(df.busbw_gbps))
 
 
 @pytest.mark.parametrize("args, words", [
@@ -206,6 +257,10 @@ def test_killed_rank_keeps_rows(tmp_path):
     (["-T", "inf"], "-T must be a positive, finite"),
     (["-n", "100000000000000000000"], "-n must be from 1 to"),
     (["-f", "1.0000001"], "more than 100,000 sizes"),
+    (["-J", "-"], "-J wants a file name"),
+    (["-J", "/"], "not a usable file name"),
+    (["-J", "/proc"], "exists and is not a regular file"),
+    (["-J", "/etc/hostname/x.json"], "Not a directory"),
 ])
 def test_bad_input_exit_2(args, words):
     # checked on every rank before any MPI work: every rank exits 2, none waits

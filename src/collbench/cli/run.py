@@ -21,7 +21,7 @@ from ..runtime.config import (
     validate_mpi,
     validate_ranks,
 )
-from ..runtime.harness import execute, setup
+from ..runtime.harness import NcclJson, execute, open_nccl_json, setup
 from ..runtime.watchdog import exit_on_signals
 from .common import add_size_args
 
@@ -68,6 +68,9 @@ def add_parser(sub) -> None:
                    help="preset, .toml system, or 'local' (a cached fit of this host)")
     r.add_argument("--csv", default=None, help="results CSV (default results/run-HOST-nN-TIME.csv)")
     r.add_argument("--json", default=None, help="results JSON")
+    r.add_argument("-J", "--nccl-json", default=None, metavar="FILE",
+                   help="also write nccl-tests' -J JSON layout (an existing FILE is kept: "
+                        "FILE.0, FILE.1, ... as nccl-tests does)")
     r.add_argument("-T", "--timeout", type=float, default=None,
                    help="end the job if one step (a size, its save) takes longer (seconds)")
     r.add_argument("--min-busbw", type=float, default=None, metavar="GBPS",
@@ -91,7 +94,8 @@ def config(args) -> RunConfig:
                      stepfactor=args.stepfactor, stepbytes=args.stepbytes, iters=args.iters,
                      warmup=args.warmup, check=args.check, op=args.op, dtype=args.dtype,
                      average=args.average, ranks_per_node=args.ranks_per_node,
-                     predict=args.predict, csv=args.csv, json=args.json, timeout=args.timeout,
+                     predict=args.predict, csv=args.csv, json=args.json, nccl_json=args.nccl_json,
+                     timeout=args.timeout,
                      thread_level=args.thread_level, min_busbw=args.min_busbw,
                      expect_busbw=args.expect_busbw, expect_ratio=args.expect_ratio,
                      in_place=args.in_place, root=args.root,
@@ -143,13 +147,15 @@ def run(args) -> int:
              + "".join(f"; {n}" for n in notes))
     if cycles > 1 and rank == 0:
         emit(f"# collbench run: {cycles} cycles of the sweep (-N), each its own run")
-    codes = [_run_one(cfg, MPI, rank, host) for cfg in cfgs]
+    doc = open_nccl_json(cfgs, MPI, emit)   # one verdict on every rank, like setup's
+    codes = [_run_one(cfg, MPI, rank, host, doc) for cfg in cfgs]
     # wrong results (1) outrank expectations that fell short (3)
     return 1 if 1 in codes else max(codes)
 
 
-def _run_one(cfg: RunConfig, MPI, rank: int, host: str) -> int:
+def _run_one(cfg: RunConfig, MPI, rank: int, host: str, doc: NcclJson | None) -> int:
     state = setup(cfg, MPI, emit)    # collective verdicts: one error, every rank, exit 2
+    state.nccl_json = doc
     try:
         return execute(state, emit)
     except BaseException as exc:     # any rank, after setup: name it and end the whole job

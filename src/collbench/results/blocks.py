@@ -46,6 +46,7 @@ class RawRow:
     root: int | None
     cells: list[Cell]
     iters: int | None = None
+    algorithm: str | None = None            # collbench run -J: the algorithm of the row
 
 
 @dataclass

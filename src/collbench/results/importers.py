@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..algorithms import COLLECTIVES
+from ..algorithms import COLLECTIVES, REGISTRY
 from ..errors import ImportParseError, InputError
 from ..fileio import read_text_file
 from ..units import MAX_BYTES
@@ -270,7 +270,9 @@ def block_rows(block: Block, coll: str, p: int, run: str, path: Path) -> tuple[l
     osu_block = block.tool.startswith("OSU")
     factor = COLLECTIVES[coll].busbw(p)
     hosts = ",".join(sorted(set(block.devices.values()))) or None
-    lib = "MPI (OSU)" if osu_block else ("RCCL" if block.tool.startswith("rccl") else "NCCL")
+    lib = "MPI (OSU)" if osu_block else ("RCCL" if block.tool.startswith("rccl") else
+                                         "MPI (collbench run)" if block.tool.startswith(
+                                             "collbench") else "NCCL")
     algo = "mpi" if osu_block else "auto"
     out, dropped = [], 0
     for r in block.rows:
@@ -294,8 +296,9 @@ def block_rows(block: Block, coll: str, p: int, run: str, path: Path) -> tuple[l
             if osu_block and COLLECTIVES[coll].reduces:
                 redop = "sum"
             out.append(dict(
-                source="measured", system="imported", collective=coll, algorithm=algo,
-                variant=algo, placement=c.placement, nranks=p, nbytes=size, count=count,
+                source="measured", system="imported", collective=coll,
+                algorithm=_known(r.algorithm) or algo, variant=_known(r.algorithm) or algo,
+                placement=c.placement, nranks=p, nbytes=size, count=count,
                 dtype=r.dtype, redop=redop, root=r.root if r.root is not None and r.root >= 0
                 else None, time_us=t, algbw_gbps=algbw, busbw_gbps=busbw,
                 nwrong=c.wrong if c.wrong is not None and 0 <= c.wrong < 2 ** 53 else None,
@@ -304,6 +307,11 @@ def block_rows(block: Block, coll: str, p: int, run: str, path: Path) -> tuple[l
                 mpi_version="; ".join(dict.fromkeys(block.versions)) or None,
                 tool=block.tool, run=run, file=str(path), line=r.line))
     return out, dropped
+
+
+def _known(name: str | None) -> str | None:
+    """An algorithm a collbench -J row names, if it is one (never a free string)."""
+    return name if name in REGISTRY else None
 
 
 def read_output(path, *, collective: str | None = None, nranks: int | None = None) -> Imported:

@@ -240,15 +240,19 @@ def parse_json(text: str, where: str) -> tuple[list[Block], int]:
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise ValueError("nccl-tests -J JSON needs a 'results' list")
     cfg: dict = doc["config"] if isinstance(doc.get("config"), dict) else {}
-    b = Block(tool="nccl-tests -J", start=1)
+    own = isinstance(doc.get("collbench"), dict)        # written by collbench run -J
+    b = Block(tool="collbench run -J" if own else "nccl-tests -J", start=1)
     args = doc.get("args")
-    if isinstance(args, list) and args and isinstance(args[0], str):
-        m = PROGRAM.search(args[0])
-        b.program = m.group(1) if m else args[0]
-    for key in ("program", "test"):
-        if b.program is None and isinstance(doc.get(key), str):
-            m = PROGRAM.search(doc[key])
-            b.program = m.group(1) if m else doc[key]
+    # the program: the first that names a *_perf (args[0], or "program" as collbench run -J
+    # writes it beside its own argv), else the first given
+    named = [x for x in ((args[0] if isinstance(args, list) and args else None),
+                         doc.get("program"), doc.get("test")) if isinstance(x, str)]
+    for x in named:
+        if (m := PROGRAM.search(x)) is not None:
+            b.program = m.group(1)
+            break
+    else:
+        b.program = named[0] if named else None
     devices: list = doc["devices"] if isinstance(doc.get("devices"), list) else \
         cfg["devices"] if isinstance(cfg.get("devices"), list) else []
     for k, d in enumerate(devices):
@@ -292,6 +296,7 @@ def parse_json(text: str, where: str) -> tuple[list[Block], int]:
             skipped += 1
             continue
         redop = r.get("redop") if isinstance(r.get("redop"), str) else None
+        algo = r.get("algorithm") if own and isinstance(r.get("algorithm"), str) else None
         b.rows.append(RawRow(i + 1, size, count, dtype, redop and redop.strip(), root, cells,
-                             b.iters))
+                             b.iters, algo))
     return [b], skipped

@@ -10,6 +10,7 @@ from typing import Any
 from ..algorithms import COLLECTIVES, REGISTRY, runnable
 from ..errors import InputError
 from ..results.io import check_path
+from ..results.nccl_json import check_json_path
 from ..units import DType, dtype, size_range
 
 RUN_DTYPES = ("float32", "float64", "float16", "bfloat16", "int32", "int64", "int8", "uint8",
@@ -47,6 +48,7 @@ class RunConfig:
     predict: str | None = None
     csv: str | None = None
     json: str | None = None
+    nccl_json: str | None = None     # -J: nccl-tests' JSON layout (results/nccl_json.py)
     timeout: float | None = None
     thread_level: str = "single"
     min_busbw: float | None = None   # GB/s at the largest size, per algorithm: fail below
@@ -150,6 +152,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     cfg.paths = [check_path(p) for p in (cfg.csv, cfg.json) if p is not None]
     if len(cfg.paths) == 2 and cfg.paths[0].suffix == cfg.paths[1].suffix:
         raise InputError("--csv wants a .csv file and --json a .json file")
+    if cfg.nccl_json is not None:
+        check_json_path(cfg.nccl_json)
     cfg.algos, cfg.dt = algos, dt
     return cfg
 

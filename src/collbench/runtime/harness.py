@@ -13,6 +13,7 @@ import datetime as _dt
 import os
 import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,9 @@ from ..errors import CollbenchError, InputError
 from ..model.api import estimate
 from ..model.system import System, load_system
 from ..results.io import check_existing, write_results
+from ..results.nccl_json import NcclJson, devices, free_name, nccl_config
 from ..results.table import run_table, run_table_groups
-from ..units import human
+from ..units import DTYPES, human, parse_size
 from ._reduce import scale_into
 from .checks import Buffers, poison_value
 from .collective import agree, time_iterations
@@ -92,6 +94,7 @@ class State:
     rows: list[dict[str, Any]] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)      # host of every rank (slowest rank)
     low_busbw: list[str] = field(default_factory=list)  # --min-busbw failures (rank 0)
+    nccl_json: NcclJson | None = None                    # -J (rank 0)
 
 
 def setup(cfg: RunConfig, MPI: Any, emit: Emit) -> State:
@@ -156,6 +159,38 @@ def setup(cfg: RunConfig, MPI: Any, emit: Emit) -> State:
     st = State(cfg, MPI, comm, rank, p, node, ctx, predict, meta, run_id, paths)
     st.hosts = comm.allgather(host)
     return st
+
+
+NCCL_TYPE = {d.name: d.nccl for d in DTYPES.values()}
+
+
+def open_nccl_json(cfgs: list[RunConfig], MPI: Any, emit: Emit) -> NcclJson | None:
+    """``-J FILE`` (every rank calls this): rank 0 claims the file's name (nccl-tests' rule:
+    the next free FILE.k if FILE exists) and holds the document; one verdict on errors."""
+    cfg = cfgs[0]
+    if cfg.nccl_json is None:
+        return None
+    comm = MPI.COMM_WORLD
+    idents = comm.gather((os.getpid(), socket.gethostname()), root=0)
+    out, err = None, None
+    if comm.Get_rank() == 0:
+        def make() -> NcclJson:
+            assert cfg.nccl_json is not None
+            path = free_name(Path(cfg.nccl_json))
+            step = parse_size(cfg.stepbytes) if cfg.stepbytes else None
+            conf = nccl_config(sorted({n for c in cfgs for n in c.sizes}), cfg.stepfactor, step,
+                               cfg.warmup, cfg.iters, cfg.check, comm.Get_size())
+            doc = NcclJson(path, list(sys.argv), conf, devices(idents),
+                           {"version": __version__, "collective": cfg.collective,
+                            "nranks": comm.Get_size(),
+                            "mpi_version": " ".join(MPI.Get_library_version().split()[:3])})
+            doc.expect_busbw = cfg.expect_busbw
+            doc.write(NCCL_TYPE)
+            emit(f"# Writing Json output to {path}")
+            return doc
+        out, err = _local(make)
+    agree(comm, err)
+    return out
 
 
 def _variant(algo: str, collective: str) -> str:
@@ -301,7 +336,8 @@ def execute(st: State, emit: Emit) -> int:
         marked = sorted({r["extrapolated"] for r in st.rows if r.get("extrapolated")})
         if marked and st.predict:
             emit(f"# * predicted beyond {st.predict.name}'s calibration data: {'; '.join(marked)}")
-        emit(f"# Results: {', '.join(str(x) for x in st.paths)} (run {st.run_id})")
+        files = [str(x) for x in st.paths] + ([str(st.nccl_json.path)] if st.nccl_json else [])
+        emit(f"# Results: {', '.join(files)} (run {st.run_id})")
     failed, expect_failed = comm.bcast(
         (any(x.endswith("FAILED") for x in st.low_busbw), expect_failed), root=0)
     comm.Barrier()
@@ -371,4 +407,6 @@ def _report(st: State, algo: str, bufs: Buffers, got: dict[str, Measured], facto
     df = pd.DataFrame(st.rows)
     for path in st.paths:
         write_results(df, path, overwrite=False, run=st.run_id)
+    if st.nccl_json is not None:
+        st.nccl_json.update(st.run_id, st.rows, NCCL_TYPE)
     return nb / out.timed / 1e3 * factor if out.timed > 0 else 0.0
