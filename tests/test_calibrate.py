@@ -199,6 +199,30 @@ def test_nccl_tests_round_trip(tmp_path, cli):
     assert ratio.between(0.9, 1.1).all(), big[["nbytes", "time_us", "predicted_us"]]
 
 
+def test_fit_to_corpus_files_cites_them(tmp_path, cli):
+    """Rows imported from real benchmark outputs (here two corpus files of a many-host
+    cluster) are fitted, and the fitted numbers cite those files, not only the CSV they were
+    imported into; the description names the hosts by count, not one by one."""
+    from collbench.validation import corpus_dir, systems_dir
+    raw = corpus_dir() / "raw"
+    files = [raw / "alcf-polaris-n8-nccl218-allreduce-s4.txt",
+             raw / "alcf-polaris-n128-nccl218-allgather-s5.txt"]
+    assert cli("import", *files, "-o", tmp_path / "p.csv").returncode == 0
+    r = cli("calibrate", tmp_path / "p.csv", "--system", systems_dir() / "alcf-polaris.toml",
+            "-o", tmp_path / "fit.toml")
+    assert r.returncode == 0, r.stderr
+    s = System.from_toml(tmp_path / "fit.toml")
+    assert s.calibration["source_files"] == sorted(f.name for f in files)
+    assert len(s.description) < 600 and "hosts (" in s.description
+    fitted = [t.sources[k] for t in s.tiers for k in ("eff_lo", "eff_hi", "lat_sw_us")
+              if t.sources[k].startswith("fitted")]
+    assert fitted and all(files[0].name in x or "alcf-polaris-n128" in x for x in fitted)
+    for t in s.tiers:             # a kept span counted from a fitted start says so
+        if "not fitted" in t.sources["eff_hi_bytes"] and "eff_lo_bytes (fitted" in \
+                t.sources["eff_hi_bytes"]:
+            assert t.eff_hi_bytes == pytest.approx(t.eff_lo_bytes * 64, rel=1e-6)
+
+
 needs_mpi = pytest.mark.skipif(not MPIEXEC.exists(), reason="mpiexec from the mpich wheel is not "
                                "installed next to python (pip install '.[mpi]')")
 

@@ -23,6 +23,7 @@ import math
 import time
 import tomllib
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -458,7 +459,12 @@ def check_physical(system: System, rows: pd.DataFrame) -> None:
 def _fitted_system(base, params, data, rows, files, free_bw, name) -> System:
     v = {(p.kind, p.key): p for p in params}
     today = _dt.date.today().isoformat()
+    # imported rows name the benchmark outputs they came from (e.g. corpus files): cite those
+    origin = sorted({Path(str(f)).name for f in data["file"].dropna()}) if "file" in data else []
+    cite = (f" (from {', '.join(origin[:3])}" + (f" and {len(origin) - 3} more" if len(origin) > 3
+                                                 else "") + ")") if origin else ""
     where = (f"{len(data)} measured rows" + (f" of {', '.join(map(str, files))}" if files else "")
+             + cite
              + f", {human(data.nbytes.min(), space=True)}..{human(data.nbytes.max(), space=True)}, "
              f"{rank_span(data.nranks)} ranks")
     err = geomean_error(rows.time_us, rows.predicted_us)
@@ -486,6 +492,10 @@ def _fitted_system(base, params, data, rows, files, free_bw, name) -> System:
             p = v[(kind, k)]
             if p.fitted:
                 sources[field] = note
+            elif field == "eff_hi_bytes" and v[("llo", k)].fitted:
+                # the span was kept, but it is counted from the fitted eff_lo_bytes
+                sources[field] = (f"eff_lo_bytes ({note}) x the starting ratio "
+                                  f"{math.exp(p.value):.4g}, not fitted: {p.why}")
             elif field not in sources:
                 sources[field] = f"collbench starting value, not fitted: {p.why}"
         for field in ("size", "topology", "lat_hw_us", "oversub", "innet", "innet_eff",
@@ -519,9 +529,14 @@ def _fitted_system(base, params, data, rows, files, free_bw, name) -> System:
            "algorithms": sorted(data.algorithm.unique().tolist()),
            "geomean_error": round(err, 4),
            "fitted": [p.name for p in params if p.fitted]}
-    host = data["host"].dropna().unique().tolist() if "host" in data else []
-    desc = (f"fitted by collbench calibrate to {where}"
-            + (f" on {', '.join(map(str, host))}" if host else "") + f"; base: {base.name}")
+    if origin:
+        cal["source_files"] = origin
+    host = sorted({h.strip() for hs in (data["host"].dropna() if "host" in data else [])
+                   for h in str(hs).split(",") if h.strip()})
+    hosts = (", ".join(host) if len(host) <= 4 else
+             f"{len(host)} hosts ({', '.join(host[:2])}, ...)") if host else ""
+    desc = (f"fitted by collbench calibrate to {where}" + (f" on {hosts}" if hosts else "")
+            + f"; base: {base.name}")
     return replace(base, name=name or (base.name if not free_bw else "local"),
                    base_lat_us=float(v[("base", None)].value),
                    reduce_gbps=float(v[("reduce", None)].value), tiers=tuple(tiers), implementations=impls, calibration=cal,

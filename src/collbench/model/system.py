@@ -250,7 +250,8 @@ IMPLEMENTATION_KEYS = ("step_us", "base_us", "bw_factor", "bw_factor_lo")
 
 CALIBRATION_KEYS = {"date": str, "files": list, "rows": int, "min_bytes": int, "max_bytes": int,
                     "nranks": list, "tiers_measured": int, "collectives": list,
-                    "algorithms": list, "geomean_error": float, "fitted": list}
+                    "algorithms": list, "geomean_error": float, "fitted": list,
+                    "source_files": list}
 
 
 def _calibration(raw: Any, where: str) -> dict[str, Any]:
