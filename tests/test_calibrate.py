@@ -263,7 +263,7 @@ def test_predict_local_probes_once_then_uses_the_cache(tmp_path):
     assert "no calibration of" in r.stdout and "probing" in r.stdout and "cached as" in r.stdout
     cached = list((tmp_path / "cache" / "collbench").glob("local-*-n2.toml"))
     assert len(cached) == 1
-    assert System.from_toml(cached[0]).calibration["algorithms"] == ["binomial", "mpi", "rd", "rhd", "ring"]
+    assert System.from_toml(cached[0]).calibration["algorithms"] == ["binomial", "mpi", "rd", "rhd", "ring", "tree"]
     rows = pd.read_csv(tmp_path / "a.csv", comment="#")
     assert rows.predicted_us.notna().all()
     r = mpirun(2, "--algo", "rd", "-b", "1K", "-e", "64M", "-f", "65536", "-n", "2", "-c", "0",

@@ -20,7 +20,8 @@ def test_sdist_builds_an_importable_package(tmp_path):
     for part in ("cext/model/_kernels.pyx", "cext/runtime/_reduce.pyx",
                  "cext/runtime/_steps.pyx", "cext/runtime/cb_reduce.h",
                  "src/collbench/py.typed", "src/collbench/model/_kernels.pyi",
-                 "src/collbench/model/presets/dgx-h100.toml"):
+                 "src/collbench/model/presets/dgx-h100.toml",
+                 "src/collbench/validation/systems/fitted/dgx-h100.toml"):
         assert any(n.endswith(part) for n in names), part
     target = tmp_path / "site"
     r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps",
@@ -28,6 +29,7 @@ def test_sdist_builds_an_importable_package(tmp_path):
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (target / "collbench" / "py.typed").exists()
+    assert (target / "collbench" / "validation" / "systems" / "fitted" / "dgx-h100.toml").exists()
     # the C step loops are built where mpi4py and the mpich wheel's mpi.h are (test extras)
     assert list((target / "collbench" / "runtime").glob("_steps.*.so"))
     code = ("import collbench, sys; df = collbench.estimate('dgx-h100', [8, 1 << 20], nranks=8);"

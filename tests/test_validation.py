@@ -96,3 +96,58 @@ def test_cli(tmp_path, cli):
     assert r.returncode == 2 and "no corpus case matches" in r.stderr
     r = cli("validate", "--case", "xx-h100-n1g8-allreduce", "--system", "dgx-a100")
     assert r.returncode == 0 and "dgx-a100" in r.stdout
+
+
+# ---- systems fitted to the corpus -------------------------------------------------------------
+
+FITTED = sorted((systems_dir() / "fitted").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", FITTED, ids=lambda p: p.stem)
+def test_fitted_systems_cite_the_corpus_files_they_came_from(path):
+    """Every fitted system is named like the system it refines, loads, and every fitted
+    number cites corpus files that exist, all of them cases validate holds against it."""
+    from collbench.validation.fitted import training_cases
+    s = collbench.System.from_toml(path)
+    assert s.name == path.stem
+    files = s.calibration["source_files"]
+    raw = {p.name for p in (systems_dir().parent / "corpus" / "raw").iterdir()}
+    assert files and set(files) <= raw
+    cases, _ = training_cases(path.stem)
+    assert {f.rsplit(".", 1)[0] for f in files} == set(cases)
+    fitted = [t.sources[k] for t in s.tiers for k in ("lat_sw_us", "eff_lo", "eff_hi")
+              if "fitted by collbench calibrate" in t.sources[k]]
+    assert fitted and all(files[0] in x for x in fitted)
+
+
+def test_fitted_systems_are_what_the_fit_gives_today(tmp_path):
+    """The shipped fitted file is reproduced by the fit in this tree (no hand-edited
+    numbers): refit one system into a scratch folder and compare."""
+    from collbench.validation.fitted import fit_corpus
+    fit_corpus(tmp_path, names=["dgx-a100"], progress=lambda _: None, loo=False)
+    a = collbench.System.from_toml(tmp_path / "dgx-a100.toml")
+    b = collbench.System.from_toml(systems_dir() / "fitted" / "dgx-a100.toml")
+    for ta, tb in zip(a.tiers, b.tiers):
+        for k in ("lat_sw_us", "eff_lo", "eff_hi", "eff_lo_bytes", "eff_hi_bytes"):
+            assert getattr(ta, k) == pytest.approx(getattr(tb, k), rel=1e-3), k
+
+
+def test_fitted_validation_beats_the_spec_in_sample_and_left_out():
+    """validate(fitted=True) on cases the fit saw, and the left-out fit on one it did not:
+    both closer to the measurement than the spec-based system on the DGX H100 cases."""
+    from collbench.validation.fitted import case_rows, fit_one, training_cases
+    spec = validate(case="xx-h100-n10g8-allgather")
+    fitted = validate(case="xx-h100-n10g8-allgather", fitted=True)
+    assert fitted.error_all.iloc[0] < spec.error_all.iloc[0] / 2
+    cases, _ = training_cases("dgx-h100")
+    rest = [c for c in cases if not c.endswith("n10g8-allgather") and "multicoll" not in c]
+    frames = {c: case_rows(c) for c in rest}
+    out = validate(fit_one("dgx-h100", rest, frames), case="xx-h100-n10g8-allgather")
+    assert out.error_all.iloc[0] < spec.error_all.iloc[0] / 2
+
+
+def test_cli_fitted(cli):
+    r = cli("validate", "--case", "xx-h100-n1g8-*", "--fitted")
+    assert r.returncode == 0 and "in-sample" in r.stdout, r.stderr
+    r = cli("validate", "--fitted", "--system", "dgx-a100")
+    assert r.returncode == 2 and "not both" in r.stderr

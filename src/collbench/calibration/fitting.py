@@ -334,6 +334,9 @@ def measured_rows(df: pd.DataFrame, timing: str = "median") -> pd.DataFrame:
     keys = ["collective", "nranks", "algorithm", "nbytes"]
     if d.duplicated(keys).any():
         med = d.groupby(keys, sort=False)["time_us"].transform("median")
+        if "file" in d:       # a combined row came from every file it combines (citations)
+            d["file"] = d.groupby(keys, sort=False)["file"].transform(
+                lambda f: ";".join(sorted({str(x) for x in f.dropna()})) or None)
         d = d.assign(time_us=med).drop_duplicates(keys)
     d["time_median_us"] = d["time_us"]       # the time used from here on (idempotent)
     return d.reset_index(drop=True)
@@ -460,7 +463,8 @@ def _fitted_system(base, params, data, rows, files, free_bw, name) -> System:
     v = {(p.kind, p.key): p for p in params}
     today = _dt.date.today().isoformat()
     # imported rows name the benchmark outputs they came from (e.g. corpus files): cite those
-    origin = sorted({Path(str(f)).name for f in data["file"].dropna()}) if "file" in data else []
+    origin = sorted({Path(x).name for f in data["file"].dropna() for x in str(f).split(";")
+                     if x}) if "file" in data else []
     cite = (f" (from {', '.join(origin[:3])}" + (f" and {len(origin) - 3} more" if len(origin) > 3
                                                  else "") + ")") if origin else ""
     where = (f"{len(data)} measured rows" + (f" of {', '.join(map(str, files))}" if files else "")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from ..errors import InputError
 from ..results.io import atomic_write, check_path
 from ..units import human
 from ..validation.cases import summary, validate
@@ -16,6 +17,9 @@ def add_parser(sub) -> None:
     v.add_argument("--system", default=None,
                    help="hold every case against this system (default: each case's own)")
     v.add_argument("--case", default=None, help="glob over corpus ids (index.tsv)")
+    v.add_argument("--fitted", action="store_true",
+                   help="each case's system as fitted to the corpus (systems/fitted/; in-sample "
+                        "errors: those cases were fitted to)")
     v.add_argument("--all", action="store_true", help="also list the cases left out, and why")
     v.add_argument("--csv", default=None, help="write the per-case table (.csv or .json)")
     v.set_defaults(func=run)
@@ -28,10 +32,13 @@ def _pct(x) -> str:
 
 def run(args) -> int:
     out = check_path(args.csv) if args.csv else None
-    t = validate(args.system, args.case)
+    if args.fitted and args.system:
+        raise InputError("--fitted picks each case's fitted system; --system names one: not both")
+    t = validate(args.system, args.case, fitted=args.fitted)
     done = t.dropna(subset=["error_all"])
     print("# collbench validate: auto's estimates against the corpus (out-of-place rows); "
-          "error = geometric mean of |predicted/measured - 1| in log terms")
+          "error = geometric mean of |predicted/measured - 1| in log terms"
+          + ("; systems fitted to these cases (in-sample)" if args.fitted else ""))
     print(f"# {'case':<44s} {'system':<15s} {'collective':<14s} {'ranks':>6s} {'/node':>5s} "
           f"{'rows':>5s} {'err>=1M':>8s} {'err all':>8s} {'worst at':>9s} {'worst':>7s}  algo")
     for r in done.itertuples():

@@ -64,8 +64,12 @@ def system_for(case_id: str) -> tuple[str | None, str]:
     return None, "no system matches this case"
 
 
-def _system(name: str) -> System:
-    own = systems_dir() / f"{name}.toml"
+def _system(name: str, fitted: bool = False) -> System:
+    """A validation system by name: the fitted one (``systems/fitted/``, see ``fitted.py``)
+    when asked for and present, else the spec-based file in ``systems/``, else the preset."""
+    own = systems_dir() / ("fitted" if fitted else "") / f"{name}.toml"
+    if fitted and not own.exists():
+        return _system(name)
     return load_system(str(own) if own.exists() else name)
 
 
@@ -84,10 +88,12 @@ def _error(meas: np.ndarray, pred: np.ndarray) -> float:
     return float(np.exp(np.mean(np.abs(np.log(pred / meas)))) - 1)
 
 
-def validate(system: str | System | None = None, case: str | None = None) -> pd.DataFrame:
+def validate(system: str | System | None = None, case: str | None = None, *,
+             fitted: bool = False) -> pd.DataFrame:
     """One row per (case, run, collective): errors of ``auto``'s estimates against the
     measurement.  ``system``: hold every case against this system instead of its own;
-    ``case``: a glob over corpus ids."""
+    ``case``: a glob over corpus ids; ``fitted``: each case's system as fitted to the corpus
+    (in-sample: the cases were fitted to; ``fitted.fit_corpus`` also measures left-out cases)."""
     rows = []
     chosen = load_system(system) if system is not None else None
     entries = [e for e in index() if case is None or fnmatch.fnmatch(e["id"], case)]
@@ -98,7 +104,7 @@ def validate(system: str | System | None = None, case: str | None = None) -> pd.
         if chosen is None and name is None:
             rows.append({"case": e["id"], "system": "", "note": why})
             continue
-        sys_ = chosen if chosen is not None else _system(name or "")
+        sys_ = chosen if chosen is not None else _system(name or "", fitted)
         path = next((corpus_dir() / "raw").glob(e["id"] + ".*"))
         try:
             df = read_output(path).frame
