@@ -361,7 +361,8 @@ def test_slow_rank_is_named_and_busbw_threshold_fails(tmp_path):
 @pytest.mark.parametrize("coll, algo", [("allreduce", "ring"), ("allreduce", "rhd"),
                                         ("allreduce", "rd"), ("reduce_scatter", "ring"),
                                         ("all_gather", "ring"), ("all_to_all", "pairwise"),
-                                        ("sendrecv", "ring")])
+                                        ("sendrecv", "ring"), ("allreduce", "binomial"),
+                                        ("reduce", "binomial"), ("broadcast", "binomial")])
 def test_c_step_loops_run_and_agree_with_the_python_loops(coll, algo, tmp_path):
     # the mpich wheel is a build requirement: the C step loops (cext/runtime/_steps.pyx) must
     # be built and chosen; the Python loops (COLLBENCH_STEPS=python) stay the reference.

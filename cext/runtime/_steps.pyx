@@ -313,6 +313,75 @@ cdef int c_folded(MPI_Comm comm, int r, int p, const char *snd, char *buf, char 
     return fold_out(comm, r, p, buf, nb)
 
 
+cdef int binomial_links(int p, int r, int root, int *parent, int *children) noexcept nogil:
+    """Rank r's parent (-1 at the root) and children (largest subtree last) in the binomial
+    tree rooted at ``root`` (ranks relabelled so that the root is 0); returns the count."""
+    cdef int v = md(r - root, p), mask = 1, nc = 0
+    parent[0] = -1
+    while mask < p:
+        if v & mask:
+            parent[0] = md(v - mask + root, p)
+            break
+        if v + mask < p:
+            children[nc] = md(v + mask + root, p)
+            nc += 1
+        mask <<= 1
+    return nc
+
+
+cdef int c_binomial(MPI_Comm comm, int r, int p, int root, char *acc, char *tmp,
+                    Py_ssize_t n, int dt, int op, Py_ssize_t seg, bint up, bint down,
+                    int tag) noexcept nogil:
+    """Binomial tree over acc (n elements), segments of seg elements pipelined: going up,
+    each segment of every child is received into tmp and reduced into acc, then acc's
+    segment goes to the parent; coming down, each segment comes from the parent and goes on
+    to the children (largest subtree first)."""
+    cdef int es = cb_itemsize[dt], parent, nc, k, err = MPI_SUCCESS, nq = 0
+    cdef int children[64]
+    cdef Py_ssize_t o, e, nseg = (n + seg - 1) // seg
+    cdef MPI_Request *reqs
+    if p == 1 or n == 0:
+        return MPI_SUCCESS
+    nc = binomial_links(p, r, root, &parent, children)
+    reqs = <MPI_Request *>malloc((nseg * (nc + 1) + 1) * sizeof(MPI_Request))
+    if reqs == NULL:
+        return -1
+    if up:
+        o = 0
+        while err == MPI_SUCCESS and o < n:
+            e = min(o + seg, n)
+            for k in range(nc):
+                err = _recv_only(comm, tmp, (e - o) * es, children[k], tag)
+                if err != MPI_SUCCESS:
+                    break
+                cb_reduce(acc + o * es, acc + o * es, tmp, e - o, dt, op)
+            if err == MPI_SUCCESS and parent >= 0:
+                err = MPI_Isend(acc + o * es, <int>((e - o) * es), MPI_BYTE, parent, tag, comm,
+                                &reqs[nq])
+                nq += 1
+            o = e
+        if err == MPI_SUCCESS:
+            err = MPI_Waitall(nq, reqs, MPI_STATUSES_IGNORE)
+        nq = 0
+    if down and err == MPI_SUCCESS:
+        o = 0
+        while err == MPI_SUCCESS and o < n:
+            e = min(o + seg, n)
+            if parent >= 0:
+                err = _recv_only(comm, acc + o * es, (e - o) * es, parent, tag + 1)
+            k = nc - 1
+            while err == MPI_SUCCESS and k >= 0:
+                err = MPI_Isend(acc + o * es, <int>((e - o) * es), MPI_BYTE, children[k],
+                                tag + 1, comm, &reqs[nq])
+                nq += 1
+                k -= 1
+            o = e
+        if err == MPI_SUCCESS:
+            err = MPI_Waitall(nq, reqs, MPI_STATUSES_IGNORE)
+    free(reqs)
+    return err
+
+
 # ---- Python entry points ----------------------------------------------------------------
 
 cdef inline char *ptr(cnp.ndarray x):
@@ -431,4 +500,26 @@ def folded_allreduce(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv, cnp.ndar
     cdef char *t = ptr(tmp)
     with nogil:
         err = c_folded(c, r, p, s, d, t, n, dt, op, halving)
+    check(err)
+
+
+def binomial(MPI.Comm comm, cnp.ndarray acc, cnp.ndarray tmp, int dt, int op, int root,
+             Py_ssize_t seg, bint up, bint down, int tag):
+    """The binomial tree rooted at ``root`` over acc in place: ``up`` reduces every rank's
+    acc into the root's, ``down`` sends the root's acc to every rank (both: all-reduce);
+    tmp holds one segment of seg elements; messages use tags tag (up) and tag + 1 (down)."""
+    cdef MPI_Comm c = comm.ob_mpi
+    cdef int r, p, err
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(acc)
+    MPI_Comm_rank(c, &r)
+    MPI_Comm_size(c, &p)
+    seg = max(1, min(seg, n))
+    if up and cnp.PyArray_SIZE(tmp) < seg:
+        raise ValueError("binomial: tmp holds less than one segment")
+    if not 0 <= root < p:
+        raise ValueError("binomial: root outside the communicator")
+    cdef char *a = ptr(acc)
+    cdef char *t = ptr(tmp)
+    with nogil:
+        err = c_binomial(c, r, p, root, a, t, n, dt, op, seg, up, down, tag)
     check(err)

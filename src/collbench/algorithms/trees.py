@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 
-from .base import MAX, SUM, Algorithm, Geometry, Plan, PlanContext, RefLevels, ceil_log2
+from .base import MAX, SUM, Algorithm, Geometry, Plan, PlanContext, RefLevels, c_loops, ceil_log2
 
 tree = Algorithm("tree", "double binary tree (NCCL's Tree): two complementary binary trees "
                          "each carry half of the data, reduce up then broadcast down")
@@ -321,6 +321,10 @@ def binomial_allreduce(ctx, send, recv) -> None:
     recv[...] = send
     if p == 1 or recv.size == 0:
         return
+    if (c := c_loops(ctx)) is not None:
+        seg = _segment(recv)
+        c.binomial(ctx.comm, recv, ctx.tmp(seg), ctx.dtcode, ctx.op, 0, seg, True, True, 1)
+        return
     parent, children = _binomial_links(p, r)
     _reduce_up(ctx, recv, ctx.tmp(_segment(recv)), parent, children, tag=1)
     _bcast_down(ctx, recv, parent, children, tag=2)
@@ -338,6 +342,10 @@ def binomial_reduce(ctx, send, recv) -> None:
     work = ctx.tmp(own + _segment(send))
     acc = recv if r == root else work[:own]
     acc[...] = send
+    if (c := c_loops(ctx)) is not None:
+        c.binomial(ctx.comm, acc, work[own:], ctx.dtcode, ctx.op, root, _segment(send), True,
+                   False, 11)
+        return
     parent, children = _rooted_links(p, r, root)
     _reduce_up(ctx, acc, work[own:], parent, children, tag=11)
 
@@ -349,6 +357,10 @@ def binomial_broadcast(ctx, send, recv) -> None:
     if r == root:
         recv[...] = send
     if p == 1 or recv.size == 0:
+        return
+    if (c := c_loops(ctx)) is not None:
+        c.binomial(ctx.comm, recv, recv[:1], ctx.dtcode, ctx.op, root, _segment(recv), False,
+                   True, 11)
         return
     parent, children = _rooted_links(p, r, root)
     _bcast_down(ctx, recv, parent, children, tag=12)
