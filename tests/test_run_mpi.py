@@ -362,7 +362,8 @@ def test_slow_rank_is_named_and_busbw_threshold_fails(tmp_path):
                                         ("allreduce", "rd"), ("reduce_scatter", "ring"),
                                         ("all_gather", "ring"), ("all_to_all", "pairwise"),
                                         ("sendrecv", "ring"), ("allreduce", "binomial"),
-                                        ("reduce", "binomial"), ("broadcast", "binomial")])
+                                        ("reduce", "binomial"), ("broadcast", "binomial"),
+                                        ("allreduce", "tree")])
 def test_c_step_loops_run_and_agree_with_the_python_loops(coll, algo, tmp_path):
     # the mpich wheel is a build requirement: the C step loops (cext/runtime/_steps.pyx) must
     # be built and chosen; the Python loops (COLLBENCH_STEPS=python) stay the reference.
@@ -380,6 +381,18 @@ def test_c_step_loops_run_and_agree_with_the_python_loops(coll, algo, tmp_path):
         places = 1 if coll in ("all_to_all", "sendrecv") else 2          # in place: N/A
         assert len(df) == 4 * places and (df.nwrong == 0).all()
         assert (df.step_loops == loops).all()
+
+
+@pytest.mark.parametrize("env", [None, {"COLLBENCH_STEPS": "python"}], ids=["C", "Python"])
+def test_tree_per_tier_on_virtual_nodes(env, tmp_path):
+    # --ranks-per-node 2 on 6 ranks: a tree in each node and one across the nodes' leaders
+    # (the model's tree per tier), in the C loops and the Python ones, exact at odd sizes
+    csv = tmp_path / "t.csv"
+    r = mpirun(6, "--algo", "tree", "--ranks-per-node", "2", "-b", "4", "-e", "3000000", "-f",
+               "13", "-n", "2", "-w", "1", "-d", "int64", "--csv", csv, env=env)
+    assert r.returncode == 0, r.stderr + r.stdout
+    df = collbench_read(csv)
+    assert len(df) == 2 * 6 and (df.nwrong == 0).all()
 
 
 def collbench_read(path):

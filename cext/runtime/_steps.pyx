@@ -382,6 +382,143 @@ cdef int c_binomial(MPI_Comm comm, int r, int p, int root, char *acc, char *tmp,
     return err
 
 
+cdef struct TreeLevel:
+    MPI_Comm comm
+    int parent
+    int nchild
+    int child[2]
+
+
+cdef inline Py_ssize_t half_len(Py_ssize_t h, Py_ssize_t n, int t) noexcept nogil:
+    return h if t == 0 else n - h
+
+
+cdef int c_tree(TreeLevel *lv, int *nlev, bint *leaf, int *up_order, int nup,
+                int *down_order, int ndown, char *buf, Py_ssize_t n, char *tmp, int dt, int op,
+                Py_ssize_t seg, int window) noexcept nogil:
+    """The double binary tree of ``tree_allreduce`` (collbench/algorithms/trees.py), step for
+    step: tree t (0, 1) carries half t of buf; lv[2 t + i] is this rank's level i of tree t
+    (bottom up); a leaf tree's segments run ``window`` segments ahead going up (behind coming
+    down) of the inner trees', which go in up_order / down_order."""
+    cdef int es = cb_itemsize[dt], t, i, j, x, err = MPI_SUCCESS
+    cdef Py_ssize_t h = (n + 1) // 2, nseg = (h + seg - 1) // seg, k, o, e, L
+    cdef Py_ssize_t sent[2]
+    cdef Py_ssize_t waited[2]
+    cdef int np_ = 0
+    cdef MPI_Request *pend = <MPI_Request *>malloc((10 * nseg + 10) * sizeof(MPI_Request))
+    cdef MPI_Request *inc = <MPI_Request *>malloc((2 * nseg + 2) * sizeof(MPI_Request))
+    cdef MPI_Request rq[2]
+    cdef char *part
+    cdef TreeLevel *v
+    if pend == NULL or inc == NULL:
+        free(pend)
+        free(inc)
+        return -1
+    sent[0] = sent[1] = 0
+    waited[0] = waited[1] = 0
+    # ---- up ----
+    for k in range(nseg + 1):
+        # leaf segments up to k + window (all of them after the last inner segment)
+        for t in range(2):
+            if not leaf[t]:
+                continue
+            L = half_len(h, n, t)
+            while err == MPI_SUCCESS and sent[t] * seg < L and (sent[t] <= k + window
+                                                                  or k == nseg):
+                o = sent[t] * seg
+                e = min(o + seg, L)
+                err = MPI_Isend(buf + (t * h + o) * es, <int>((e - o) * es), MPI_BYTE,
+                                lv[2 * t].parent, 40 + t, lv[2 * t].comm, &pend[np_])
+                np_ += 1
+                sent[t] += 1
+        if k == nseg or err != MPI_SUCCESS:
+            break
+        for x in range(nup):
+            t = up_order[x]
+            L = half_len(h, n, t)
+            o = k * seg
+            if o >= L:
+                continue
+            e = min(o + seg, L)
+            part = buf + (t * h + o) * es
+            for i in range(nlev[t]):
+                v = &lv[2 * t + i]
+                for j in range(v.nchild):
+                    err = MPI_Irecv(tmp + j * seg * es, <int>((e - o) * es), MPI_BYTE,
+                                    v.child[j], 40 + t, v.comm, &rq[j])
+                    if err != MPI_SUCCESS:
+                        break
+                for j in range(v.nchild):
+                    if err == MPI_SUCCESS:
+                        err = MPI_Wait(&rq[j], MPI_STATUS_IGNORE)
+                    if err == MPI_SUCCESS:
+                        cb_reduce(part, part, tmp + j * seg * es, e - o, dt, op)
+                if err == MPI_SUCCESS and v.parent >= 0:
+                    err = MPI_Isend(part, <int>((e - o) * es), MPI_BYTE, v.parent, 40 + t,
+                                    v.comm, &pend[np_])
+                    np_ += 1
+                if err != MPI_SUCCESS:
+                    break
+            if err != MPI_SUCCESS:
+                break
+        if err != MPI_SUCCESS:
+            break
+    if err == MPI_SUCCESS:
+        err = MPI_Waitall(np_, pend, MPI_STATUSES_IGNORE)
+    np_ = 0
+    # ---- down ----
+    if err == MPI_SUCCESS:
+        for t in range(2):                 # a leaf tree's segments: every receive posted now
+            if not leaf[t]:
+                continue
+            L = half_len(h, n, t)
+            k = 0
+            while err == MPI_SUCCESS and k * seg < L:
+                o = k * seg
+                e = min(o + seg, L)
+                err = MPI_Irecv(buf + (t * h + o) * es, <int>((e - o) * es), MPI_BYTE,
+                                lv[2 * t].parent, 42 + t, lv[2 * t].comm, &inc[t * nseg + k])
+                k += 1
+            sent[t] = k                    # receives posted
+    for k in range(nseg):
+        if err != MPI_SUCCESS:
+            break
+        for x in range(ndown):
+            t = down_order[x]
+            L = half_len(h, n, t)
+            o = k * seg
+            if o >= L:
+                continue
+            e = min(o + seg, L)
+            part = buf + (t * h + o) * es
+            i = nlev[t] - 1
+            while err == MPI_SUCCESS and i >= 0:
+                v = &lv[2 * t + i]
+                if v.parent >= 0:
+                    err = _recv_only(v.comm, part, (e - o) * es, v.parent, 42 + t)
+                j = 0
+                while err == MPI_SUCCESS and j < v.nchild:
+                    err = MPI_Isend(part, <int>((e - o) * es), MPI_BYTE, v.child[j], 42 + t,
+                                    v.comm, &pend[np_])
+                    np_ += 1
+                    j += 1
+                i -= 1
+        for t in range(2):
+            while err == MPI_SUCCESS and leaf[t] and waited[t] < sent[t] \
+                    and waited[t] <= k - window:
+                err = MPI_Wait(&inc[t * nseg + waited[t]], MPI_STATUS_IGNORE)
+                waited[t] += 1
+    for t in range(2):
+        if err == MPI_SUCCESS and leaf[t] and waited[t] < sent[t]:
+            err = MPI_Waitall(<int>(sent[t] - waited[t]), &inc[t * nseg + waited[t]],
+                              MPI_STATUSES_IGNORE)
+    if err == MPI_SUCCESS:
+        err = MPI_Waitall(np_, pend, MPI_STATUSES_IGNORE)
+    free(pend)
+    free(inc)
+    return err
+
+
 # ---- Python entry points ----------------------------------------------------------------
 
 cdef inline char *ptr(cnp.ndarray x):
@@ -522,4 +659,46 @@ def binomial(MPI.Comm comm, cnp.ndarray acc, cnp.ndarray tmp, int dt, int op, in
     cdef char *t = ptr(tmp)
     with nogil:
         err = c_binomial(c, r, p, root, a, t, n, dt, op, seg, up, down, tag)
+    check(err)
+
+
+def tree(list levels, list leaf, list up_order, list down_order, cnp.ndarray buf,
+         cnp.ndarray tmp, int dt, int op, Py_ssize_t seg, int window):
+    """The double binary tree all-reduce over buf in place (``tree_allreduce``'s schedule):
+    levels[t] is tree t's [(communicator, parent or None, children)] bottom up (1 or 2
+    levels, at most 2 children each); tmp holds 2 segments of seg elements."""
+    cdef TreeLevel lv[4]
+    cdef int nlev[2]
+    cdef bint lf[2]
+    cdef int up[2]
+    cdef int down[2]
+    cdef int t, i, j, err, nup = len(up_order), ndown = len(down_order)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(buf)
+    cdef MPI.Comm cm
+    seg = max(1, min(seg, (n + 1) // 2))
+    if cnp.PyArray_SIZE(tmp) < 2 * seg:
+        raise ValueError("tree: tmp holds less than two segments")
+    for t in range(2):
+        nlev[t] = len(levels[t])
+        lf[t] = bool(leaf[t])
+        if not 1 <= nlev[t] <= 2:
+            raise ValueError("tree: 1 or 2 levels per tree")
+        for i in range(nlev[t]):
+            comm, parent, children = levels[t][i]
+            cm = comm
+            lv[2 * t + i].comm = cm.ob_mpi
+            lv[2 * t + i].parent = -1 if parent is None else parent
+            if len(children) > 2:
+                raise ValueError("tree: at most 2 children")
+            lv[2 * t + i].nchild = len(children)
+            for j in range(len(children)):
+                lv[2 * t + i].child[j] = children[j]
+    for i in range(nup):
+        up[i] = up_order[i]
+    for i in range(ndown):
+        down[i] = down_order[i]
+    cdef char *b = ptr(buf)
+    cdef char *w = ptr(tmp)
+    with nogil:
+        err = c_tree(lv, nlev, lf, up, nup, down, ndown, b, n, w, dt, op, seg, window)
     check(err)

@@ -1,5 +1,7 @@
 """Stub of collbench's C step loops (cext/runtime/_steps.pyx): MPI's C API via mpi4py's
 Cython interface, GIL released.  dt: a code of DTYPE_CODES; op: a code of OPS."""
+from typing import Any
+
 import numpy as np
 from mpi4py import MPI
 
@@ -14,3 +16,5 @@ def folded_allreduce(comm: MPI.Comm, send: np.ndarray, recv: np.ndarray, tmp: np
                      dt: int, op: int, halving: bool) -> None: ...
 def binomial(comm: MPI.Comm, acc: np.ndarray, tmp: np.ndarray, dt: int, op: int, root: int,
              seg: int, up: bool, down: bool, tag: int) -> None: ...
+def tree(levels: list[Any], leaf: list[bool], up_order: list[int], down_order: list[int],
+         buf: np.ndarray, tmp: np.ndarray, dt: int, op: int, seg: int, window: int) -> None: ...
