@@ -117,7 +117,8 @@ def test_table_and_results_schema(tmp_path):
 
 
 def test_wrong_results_are_counted_and_fail(tmp_path):
-    # a sabotaged reduction kernel must be caught by the check (exit 1, FAILED)
+    # a sabotaged reduction kernel must be caught by the check (exit 1, FAILED); the Python
+    # step loops call it (the C loops reduce in C: COLLBENCH_STEPS=python selects the former)
     env = shim(tmp_path,
                "import collbench.runtime.context as a\n"
                "orig = a.reduce_into\n"
@@ -125,6 +126,7 @@ def test_wrong_results_are_counted_and_fail(tmp_path):
                "    orig(d, s, op)\n"
                "    if d.size > 3: d[3] += 1\n"
                "a.reduce_into = bad\n")
+    env["COLLBENCH_STEPS"] = "python"
     r = mpirun(2, "-b", "64", "-e", "64", "-n", "1", "-w", "0", "--algo", "binomial",
                env=env)
     assert r.returncode == 1, r.stdout + r.stderr
