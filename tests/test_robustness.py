@@ -122,9 +122,10 @@ def test_full_disk_says_why_exit_2_every_rank(tmp_path):
               f"--algo mpi,ring,rd --csv {csv}; rc=$?; cp {csv} {tmp_path}/kept.csv; exit $rc")
     r = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
                        capture_output=True, text=True, timeout=240)
-    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert r.returncode == 2, (r.returncode, r.stderr, r.stdout[-2000:])
     ours = [l for l in r.stderr.splitlines() if l.startswith("collbench")]
-    assert len(ours) == 1 and "disk full" in ours[0] and str(csv) in ours[0], r.stderr
+    assert len(ours) == 1 and "disk full" in ours[0] and str(csv) in ours[0], \
+        (r.stderr, r.stdout[-2000:])
     assert "Traceback" not in r.stderr
     kept = collbench.read_results(tmp_path / "kept.csv")
     assert len(kept) > 6 and (kept.nwrong == 0).all()

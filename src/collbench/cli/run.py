@@ -7,6 +7,7 @@ import os
 import shlex
 import socket
 import sys
+import time
 
 from ..algorithms import COLLECTIVES, runnable
 from ..errors import CollbenchError, InputError, RunError
@@ -26,6 +27,7 @@ from ..runtime.watchdog import exit_on_signals
 from .common import add_size_args
 
 MAX_CYCLES = 10_000
+ABORT_GRACE_S = 0.3
 
 EXAMPLES = """examples:
   mpiexec -n 2 collbench run
@@ -163,5 +165,8 @@ def _run_one(cfg: RunConfig, MPI, rank: int, host: str, doc: NcclJson | None) ->
         sys.stderr.write(f"collbench run: rank {rank} ({host}): {type(exc).__name__}: {exc}; "
                          "aborting the job (completed sizes are kept)\n")
         sys.stderr.flush()
+        # MPI_Abort tears the job down at once; give the launcher a moment to forward the
+        # line first (under load, mpiexec lost it once in a CI run: exit 2, empty stderr)
+        time.sleep(ABORT_GRACE_S)
         MPI.COMM_WORLD.Abort(code)
         os._exit(code)
