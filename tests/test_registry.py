@@ -252,7 +252,7 @@ def test_real_tree_is_the_modelled_double_binary_tree(p, monkeypatch):
     children of a node answer at once, so the check counts overlapping latencies once) and,
     pipelined, the busiest port moves 2 bytes per byte: half the data up then down each tree;
     a rank inside one tree is a leaf of the other (with 2 ranks it moves 1, where the model
-    keeps NCCL's 2: see ``tree_port_bytes``).  Single segment:
+    keeps NCCL's 2: see the tree plan).  Single segment:
     the latency; 128 segments: the byte clock within 5% of the plan (pipeline fill)."""
     from collbench.algorithms import trees
     fn = REGISTRY["tree"].runs["allreduce"]

@@ -525,6 +525,14 @@ cdef inline char *ptr(cnp.ndarray x):
     return <char *>cnp.PyArray_DATA(x)
 
 
+cdef inline MPI_Comm rank_size(MPI.Comm comm, int *r, int *p):
+    """The communicator's handle, this rank and the size."""
+    cdef MPI_Comm c = comm.ob_mpi
+    MPI_Comm_rank(c, r)
+    MPI_Comm_size(c, p)
+    return c
+
+
 cdef inline int check(int err) except -1:
     if err == -1:
         raise MemoryError("collbench step loop: no memory for the request list")
@@ -536,11 +544,9 @@ cdef inline int check(int err) except -1:
 def ring_allreduce(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv, cnp.ndarray tmp,
                    int dt, int op, Py_ssize_t seg):
     """recv = op over ranks of send; tmp holds at least count // p + 1 elements."""
-    cdef MPI_Comm c = comm.ob_mpi
     cdef int r, p, err
+    cdef MPI_Comm c = rank_size(comm, &r, &p)
     cdef Py_ssize_t count = cnp.PyArray_SIZE(recv)
-    MPI_Comm_rank(c, &r)
-    MPI_Comm_size(c, &p)
     if p == 1:
         memmove(ptr(recv), ptr(send), count * cb_itemsize[dt])
         return
@@ -557,11 +563,9 @@ def ring_allreduce(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv, cnp.ndarra
 def ring_reduce_scatter(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv, cnp.ndarray work,
                         int dt, int op):
     """recv (m elements) = block r of op over ranks of send (p x m); work: 2 m elements."""
-    cdef MPI_Comm c = comm.ob_mpi
     cdef int r, p, err
+    cdef MPI_Comm c = rank_size(comm, &r, &p)
     cdef Py_ssize_t m = cnp.PyArray_SIZE(recv)
-    MPI_Comm_rank(c, &r)
-    MPI_Comm_size(c, &p)
     if cnp.PyArray_SIZE(send) < p * m or cnp.PyArray_SIZE(work) < 2 * m:
         raise ValueError("ring_reduce_scatter: buffer sizes")
     cdef const char *s = ptr(send)
@@ -575,11 +579,9 @@ def ring_reduce_scatter(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv, cnp.n
 
 def ring_all_gather(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv):
     """recv (p x m elements) = every rank's send (m elements), in rank order."""
-    cdef MPI_Comm c = comm.ob_mpi
     cdef int r, p, err
+    cdef MPI_Comm c = rank_size(comm, &r, &p)
     cdef Py_ssize_t nb = cnp.PyArray_NBYTES(send)
-    MPI_Comm_rank(c, &r)
-    MPI_Comm_size(c, &p)
     if cnp.PyArray_NBYTES(recv) < p * nb:
         raise ValueError("ring_all_gather: buffer sizes")
     cdef const char *s = ptr(send)
@@ -591,10 +593,8 @@ def ring_all_gather(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv):
 
 def pairwise_all_to_all(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv):
     """recv block j = rank j's send block r (p blocks of equal size)."""
-    cdef MPI_Comm c = comm.ob_mpi
     cdef int r, p, err
-    MPI_Comm_rank(c, &r)
-    MPI_Comm_size(c, &p)
+    cdef MPI_Comm c = rank_size(comm, &r, &p)
     cdef Py_ssize_t nb = cnp.PyArray_NBYTES(send) // p
     if cnp.PyArray_NBYTES(recv) != cnp.PyArray_NBYTES(send):
         raise ValueError("pairwise_all_to_all: buffer sizes")
@@ -607,10 +607,8 @@ def pairwise_all_to_all(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv):
 
 def sendrecv(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv):
     """Send to rank r+1, receive from rank r-1 (equal sizes)."""
-    cdef MPI_Comm c = comm.ob_mpi
     cdef int r, p, err
-    MPI_Comm_rank(c, &r)
-    MPI_Comm_size(c, &p)
+    cdef MPI_Comm c = rank_size(comm, &r, &p)
     cdef Py_ssize_t nb = cnp.PyArray_NBYTES(send)
     if cnp.PyArray_NBYTES(recv) != nb:
         raise ValueError("sendrecv: buffer sizes")
@@ -625,11 +623,9 @@ def folded_allreduce(MPI.Comm comm, cnp.ndarray send, cnp.ndarray recv, cnp.ndar
                      int dt, int op, bint halving):
     """recv = op over ranks of send by rhd (halving) or rd, non-powers of two folded in;
     tmp holds count elements."""
-    cdef MPI_Comm c = comm.ob_mpi
     cdef int r, p, err
+    cdef MPI_Comm c = rank_size(comm, &r, &p)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(recv)
-    MPI_Comm_rank(c, &r)
-    MPI_Comm_size(c, &p)
     if cnp.PyArray_SIZE(send) != n or cnp.PyArray_SIZE(tmp) < n:
         raise ValueError("folded_allreduce: buffer sizes")
     cdef const char *s = ptr(send)
@@ -645,11 +641,9 @@ def binomial(MPI.Comm comm, cnp.ndarray acc, cnp.ndarray tmp, int dt, int op, in
     """The binomial tree rooted at ``root`` over acc in place: ``up`` reduces every rank's
     acc into the root's, ``down`` sends the root's acc to every rank (both: all-reduce);
     tmp holds one segment of seg elements; messages use tags tag (up) and tag + 1 (down)."""
-    cdef MPI_Comm c = comm.ob_mpi
     cdef int r, p, err
+    cdef MPI_Comm c = rank_size(comm, &r, &p)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(acc)
-    MPI_Comm_rank(c, &r)
-    MPI_Comm_size(c, &p)
     seg = max(1, min(seg, n))
     if up and cnp.PyArray_SIZE(tmp) < seg:
         raise ValueError("binomial: tmp holds less than one segment")

@@ -15,18 +15,6 @@ binomial = Algorithm("binomial", "binomial tree: reduce to the root in ceil(log2
 
 # ---- tree (double binary) ----------------------------------------------------------------
 
-def tree_port_bytes(u: int) -> float:
-    """Bytes through the busiest rank's port per byte of data in a double binary tree of u
-    ranks, pipelined, reduce (up) then broadcast (down): in each phase the busiest rank moves
-    the whole data through one port (two children's halves in, or out), so 2 -- NCCL's own
-    tree model says the same for every rank count (its tree algorithm bandwidth is half its
-    bus bandwidth).  With 2 ranks the two trees are one edge each way and the exact count is
-    1; the model keeps NCCL's 2 there (measured NCCL runs on 2 nodes are slower than either,
-    see ``collbench validate``), and ``test_real_tree_is_the_modelled_double_binary_tree``
-    checks collbench's tree against both."""
-    return 0.0 if u <= 1 else 2.0
-
-
 @tree.plan("allreduce")
 def _tree_plan(g: Geometry, ctx: PlanContext) -> Plan:
     plan = g.new("tree", mode=MAX)
@@ -34,7 +22,12 @@ def _tree_plan(g: Geometry, ctx: PlanContext) -> Plan:
         return plan
     for i in range(g.L):
         plan.lat += 2 * ceil_log2(g.u[i]) * g.a[i]
-        g.add(plan, i, tree_port_bytes(g.u[i]) * g.lf[i] / g.R[i])
+        # reduce up, then broadcast down: in each phase the busiest rank moves the whole data
+        # through one port (two children's halves in, or out), NCCL's tree model at every
+        # rank count.  With 2 ranks collbench's exact tree moves half that; the model keeps
+        # NCCL's figure (measured NCCL runs on 2 nodes are slower than either, see
+        # collbench validate); test_real_tree_is_the_modelled_double_binary_tree checks both
+        g.add(plan, i, 2 * g.lf[i] / g.R[i])
     plan.red += 1 / g.scale
     return plan
 

@@ -25,7 +25,7 @@ from ..errors import CollbenchError
 from ..model.system import System
 from ..results.importers import read_output
 from ..results.io import atomic_write
-from .cases import _system, case_path, index, per_node_system, system_for, validate
+from .cases import _system, case_path, index, system_for, validate
 
 FITTED_DIR = Path(__file__).parent / "systems" / "fitted"
 
@@ -108,12 +108,6 @@ def fit_corpus(out_dir: Path = FITTED_DIR, names: list[str] | None = None,
                      f"{inside.error_all.iloc[0]:.0%}"
                      + (f", left out {out.error_all.iloc[0]:.0%}" if out is not None else ""))
     return pd.DataFrame(rows)
-
-
-def fitted_system(name: str, per_node: int | None = None) -> System:
-    s = _system(name) if not (FITTED_DIR / f"{name}.toml").exists() else \
-        System.from_toml(FITTED_DIR / f"{name}.toml")
-    return per_node_system(s, per_node) if per_node else s
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
