@@ -51,6 +51,15 @@ def test_algorithm_that_does_not_fit():
     ("name = 'x'\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\nbandwidth=4\n", "unknown tier keys"),
     ("name = 'x'\nlibrary_algorithms=['warp']\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
      "unknown algorithms"),
+    ("name = 'x'\n[protocols.LL]\nstep_us=[1, 2]\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "list of 1 numbers, one per tier"),
+    ("name = 'x'\n[protocols.LL]\nbw_factor=2\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "outside"),
+    ("name = 'x'\n[protocols.LL]\nlatency=2\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "unknown keys.*valid keys: base_us, step_us"),
+    ("name = 'x'\n[protocols.LL]\nalgorithms=['warp']\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "non-empty list of: ring"),
+    ("name = 'x'\nprotocols=3\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n", "table of tables"),
 ])
 def test_broken_toml(tmp_path, text, words):
     p = tmp_path / "s.toml"

@@ -1,12 +1,14 @@
 """Hand-computed cases and published link-level figures."""
 import math
 import tomllib
+from dataclasses import replace
 from importlib import resources
 
 import numpy as np
 import pytest
 
 import collbench
+from collbench.model import reference
 from collbench.model.system import SYSTEM_NUMBERS, TIER_NUMBERS, System, Tier
 
 
@@ -96,6 +98,46 @@ def test_nccl_latency_split_intra_inter():
     assert r.latency_us == pytest.approx(6.6 + 2 * (3 * 0.6 + 3 * 2.7))
 
 
+def test_protocols_by_hand():
+    # LL: the tier's latencies at half bandwidth; Simple: 2 us more per call and 3 us more
+    # per step at full bandwidth.  Ring all-reduce, 4 ranks, 6 steps, 100 GB/s:
+    # LL 5 + 6 = 11 us + 1.5 n / 5e4; Simple 7 + 6 * 4 = 31 us + 1.5 n / 1e5: they cross at
+    # n = 20 / (1.5e-5) = 1.33 MB
+    s = replace(flat_system(), protocols={
+        "LL": {"base_us": 0.0, "step_us": (0.0,), "bw_factor": 0.5, "algorithms": ("ring",)},
+        "Simple": {"base_us": 2.0, "step_us": (3.0,), "bw_factor": 1.0,
+                   "algorithms": ("ring",)}})
+    r = one(s, 1e4, "ring")
+    assert r.variant == "ring/LL"
+    assert r.latency_us == pytest.approx(11) and r.bandwidth_us == pytest.approx(0.3)
+    r = one(s, 1e8, "ring")
+    assert r.variant == "ring/Simple"
+    assert r.latency_us == pytest.approx(31) and r.bandwidth_us == pytest.approx(1500)
+    assert one(s, 1.3e6, "ring").variant == "ring/LL"
+    assert one(s, 1.4e6, "ring").variant == "ring/Simple"
+    # an algorithm no protocol names keeps the tier's numbers (rhd: 5 + 4 steps, full rate)
+    r = one(s, 1e8, "rhd")
+    assert r.variant == "rhd" and r.latency_us == pytest.approx(9)
+    assert r.bandwidth_us == pytest.approx(1500)
+    # the reference agrees
+    t, lat, bw, _ = reference.cost(s, 4, 1e8, algorithm="ring", library_only=False)
+    assert (lat, bw) == (pytest.approx(31), pytest.approx(1500))
+
+
+def test_nccl_presets_choose_protocols_as_nccl_does():
+    # small sizes run LL, large ones Simple; LL128 in between on NVLink
+    df = collbench.estimate("dgx-h100", [8, 1 << 20, 16 << 20, 1 << 32], nranks=8,
+                            algorithm="ring")
+    protos = [v.split("/")[1] for v in df.variant.astype(str)]
+    assert protos[0] == "LL" and protos[-1] == "Simple" and "LL128" in protos
+    # Simple on the network costs NCCL's 8.4 base + 14 us per network step
+    r = one("dgx-h100", 1 << 34, "ring", p=16)
+    assert r.variant == "ring/Simple"
+    assert r.latency_us == pytest.approx(8.4 + 28 * 3.4 + 2 * 14.0)
+    s = collbench.preset("dgx-h100")
+    assert s.protocols_for("ring") == ["LL", "LL128", "Simple"] and not s.protocols_for("innet")
+
+
 def test_zero_bytes_cost_nothing():
     df = collbench.estimate("dgx-h100", [0, 8], algorithm="all", nranks=8)
     zero = df[df.nbytes == 0]
@@ -175,10 +217,13 @@ def test_every_preset_number_has_a_source(name):
                 continue
             assert key in tier, (tier["name"], key)
             assert len(tier["sources"].get(key, "")) > 10, (tier["name"], key)
+    for proto in raw.get("protocols", {}):
+        assert len(raw["sources"].get(f"protocols.{proto}", "")) > 10, proto
 
 
-def test_toml_round_trip(tmp_path):
-    s = collbench.preset("cloudmatrix384")
+@pytest.mark.parametrize("name", ["cloudmatrix384", "dgx-h100"])
+def test_toml_round_trip(tmp_path, name):
+    s = collbench.preset(name)
     path = tmp_path / "cm.toml"
     path.write_text(s.to_toml())
     t = collbench.System.from_toml(path)

@@ -144,11 +144,22 @@ class Compiled:
         key = (name, impl)
         if key not in cache:
             spec = self.system.implementations.get(impl) if impl else None
-            pls = build(with_step(self.system, spec["step_us"] if spec else 0.0),
-                        self.nranks, self.collective, name, allowed)
-            if spec:                # (fresh plans: build() makes new ones each call)
+            system = with_step(self.system, spec["step_us"] if spec else 0.0)
+            pls = []
+            # one plan per protocol the algorithm runs with (NCCL: LL, LL128, Simple): its
+            # latencies and bandwidth factor; the group keeps the cheapest at each size
+            for proto in system.protocols_for(name) or [None]:
+                got = build(system.with_protocol(proto) if proto else system,
+                            self.nranks, self.collective, name, allowed)
+                if proto:           # (fresh plans: build() makes new ones each call)
+                    f = system.protocols[proto]["bw_factor"]
+                    for pl in got:
+                        pl.label = f"{pl.label}/{proto}"
+                        pl.mul_hi, pl.mul_lo = pl.mul_hi * f, pl.mul_lo * f
+                pls += got
+            if spec:
                 for pl in pls:
-                    pl.mul_hi, pl.mul_lo = spec["bw_factor"], spec["bw_factor_lo"]
+                    pl.mul_hi, pl.mul_lo = pl.mul_hi * spec["bw_factor"], pl.mul_lo * spec["bw_factor_lo"]
                     pl.lat = max(0.0, pl.lat + spec["base_us"])
             cache[key] = list(range(len(self.plans), len(self.plans) + len(pls)))
             self.plans += pls

@@ -4,6 +4,7 @@ NumPy twin against it; the benchmarks race it.  Returns (time, latency, bandwidt
 in microseconds."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..algorithms import REGISTRY, for_collective
@@ -47,14 +48,25 @@ def cost(system: Any, nranks: int, nbytes: float, *, collective: str = "allreduc
         return (0.0, 0.0, 0.0, 0.0)
     label = algorithm if parse_label(algorithm) else ""
     name = "hier" if label else algorithm
-    ctx = RefContext(frozenset(REGISTRY) if label else frozenset(allowed), _flat,
-                     lambda c: _total(system, c), label)
-    r = RefLevels(system, nranks, nbytes, ctx=ctx, collective=collective)
-    try:
-        lat, bw, redb = _flat(name, r)
-    except NotApplicable:
-        return None
-    lat = max(lat + system.base_lat_us, latency_floor(REGISTRY[name], nranks))
-    red = redb / (system.reduce_gbps * 1e3)
-    t = lat + (max(bw, red) if system.overlap_reduce else bw + red)
-    return (t, lat, bw, red)
+    best = None
+    # each protocol the algorithm runs with is a system with its latencies and its bandwidth
+    # factor on every tier's line rate; the cheapest wins (no protocols: the system as it is)
+    for proto in system.protocols_for(name) or [None]:
+        s = system
+        if proto:
+            f = system.protocols[proto]["bw_factor"]
+            s = system.with_protocol(proto)
+            s = replace(s, tiers=tuple(replace(t, bw_gbps=t.bw_gbps * f) for t in s.tiers))
+        ctx = RefContext(frozenset(REGISTRY) if label else frozenset(allowed), _flat,
+                         lambda c, s=s: _total(s, c), label)
+        r = RefLevels(s, nranks, nbytes, ctx=ctx, collective=collective)
+        try:
+            lat, bw, redb = _flat(name, r)
+        except NotApplicable:
+            return None
+        lat = max(lat + s.base_lat_us, latency_floor(REGISTRY[name], nranks))
+        red = redb / (s.reduce_gbps * 1e3)
+        t = lat + (max(bw, red) if s.overlap_reduce else bw + red)
+        if best is None or t < best[0]:
+            best = (t, lat, bw, red)
+    return best

@@ -86,12 +86,29 @@ class System:
     # what a calibrated system was fitted to (sizes, ranks, tiers, algorithms, error):
     # estimates outside it are labelled as extrapolation
     calibration: dict[str, Any] = field(default_factory=dict, hash=False)
+    # the library's protocols (NCCL: LL, LL128, Simple), each a variant of the algorithms it
+    # names: {"base_us": latency added to base_lat_us, "step_us": per tier, latency added to
+    # its lat_sw_us, "bw_factor": bandwidth relative to the tiers' curves, "algorithms": which
+    # algorithms run it}.  The cheapest (algorithm, protocol) wins, as in NCCL's tuner.  None:
+    # one implicit protocol with the tiers' numbers as they are.
+    protocols: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     path: str = field(default="", compare=False)
 
     @property
     def max_ranks(self) -> int:
         return math.prod(t.size for t in self.tiers)
+
+    def protocols_for(self, algorithm: str) -> list[str]:
+        """The protocols ``algorithm`` runs with on this system ([] : the implicit one)."""
+        return [n for n, d in self.protocols.items() if algorithm in d["algorithms"]]
+
+    def with_protocol(self, name: str) -> System:
+        """The system as protocol ``name`` sees it: its base and per-step latencies added
+        (its bandwidth factor is applied to the plans, see ``engine.Compiled``)."""
+        d = self.protocols[name]
+        return replace(self, base_lat_us=self.base_lat_us + d["base_us"], tiers=tuple(
+            replace(t, lat_sw_us=max(0.0, t.lat_sw_us + s)) for t, s in zip(self.tiers, d["step_us"])))
 
     def with_tier(self, index: int, **changes: Any) -> System:
         tiers = list(self.tiers)
@@ -132,6 +149,10 @@ class System:
                 + ", ".join(flags))
             for key, src in t.sources.items():
                 lines.append(f"      {key}: {src}")
+        for name, d in self.protocols.items():
+            steps = ", ".join(f"{x:+g}" for x in d["step_us"])
+            lines.append(f"  protocol {name} ({', '.join(d['algorithms'])}): base {d['base_us']:+g} us, "
+                         f"per step {steps} us, bandwidth x{d['bw_factor']:g}")
         for key, src in self.sources.items():
             lines.append(f"  {key}: {src}")
         return "\n".join(lines)
@@ -237,6 +258,8 @@ def _system_from_dict(data: Any, where: str) -> System:
         kw["implementations"] = _implementations(data["implementations"], where)
     if "calibration" in data:
         kw["calibration"] = _calibration(data["calibration"], where)
+    if "protocols" in data:
+        kw["protocols"] = _protocols(data["protocols"], len(tiers), where)
     for key in ("sources",):
         if key in data:
             if not isinstance(data[key], dict):
@@ -246,6 +269,40 @@ def _system_from_dict(data: Any, where: str) -> System:
 
 
 IMPLEMENTATION_KEYS = ("step_us", "base_us", "bw_factor", "bw_factor_lo")
+PROTOCOL_KEYS = ("base_us", "step_us", "bw_factor", "algorithms")
+MAX_PROTOCOLS = 4
+
+
+def _protocols(raw: Any, ntiers: int, where: str) -> dict[str, dict[str, Any]]:
+    """A system's [protocols.NAME] tables: latencies added per call and per step on each
+    tier, a bandwidth factor, and the algorithms that run the protocol."""
+    if not isinstance(raw, dict) or not all(isinstance(d, dict) for d in raw.values()):
+        raise SystemFileError(f"{where}: protocols must be a table of tables ([protocols.LL] ...)")
+    if len(raw) > MAX_PROTOCOLS:
+        raise SystemFileError(f"{where}: {len(raw)} protocols; at most {MAX_PROTOCOLS}")
+    out = {}
+    for name, d in raw.items():
+        w = f"protocols.{name}"
+        if "/" in name or not name:
+            raise SystemFileError(f"{where}: {w}: a protocol name may not be empty or hold '/'")
+        bad = sorted(set(d) - set(PROTOCOL_KEYS))
+        if bad:
+            raise SystemFileError(f"{where}: {w}: unknown keys {bad}; valid keys: "
+                                  f"{', '.join(PROTOCOL_KEYS)}")
+        steps = d.get("step_us", [0.0] * ntiers)
+        if not isinstance(steps, list) or len(steps) != ntiers:
+            raise SystemFileError(f"{where}: {w}.step_us must be a list of {ntiers} numbers, "
+                                  "one per tier")
+        algos = d.get("algorithms", ["ring", "tree"])
+        if not isinstance(algos, list) or not algos or any(a not in MODEL_ALGORITHMS for a in algos):
+            raise SystemFileError(f"{where}: {w}.algorithms must be a non-empty list of: "
+                                  f"{', '.join(MODEL_ALGORITHMS)}")
+        out[str(name)] = {
+            "base_us": _num(where, f"{w}.base_us", d.get("base_us", 0.0), lo=-1e6, hi=1e6),
+            "step_us": tuple(_num(where, f"{w}.step_us", x, lo=-1e6, hi=1e6) for x in steps),
+            "bw_factor": _num(where, f"{w}.bw_factor", d.get("bw_factor", 1.0), lo=1e-6, hi=1.0),
+            "algorithms": tuple(str(a) for a in algos)}
+    return out
 
 
 CALIBRATION_KEYS = {"date": str, "files": list, "rows": int, "min_bytes": int, "max_bytes": int,
@@ -328,6 +385,9 @@ def system_to_toml(system: System, *, comments: dict | None = None) -> str:
     if system.calibration:
         out.append("\n[calibration]")
         out += [f"{k} = {_toml_value(v)}" for k, v in system.calibration.items()]
+    for name, d in system.protocols.items():
+        out.append(f"\n[protocols.{name}]")
+        out += [f"{k} = {_toml_value(v)}" for k, v in d.items()]
     for name, d in system.implementations.items():
         out.append(f"\n[implementations.{name}]")
         out += [f"{k} = {_toml_value(v)}" for k, v in d.items()]
