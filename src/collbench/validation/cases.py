@@ -43,7 +43,7 @@ CASE_SYSTEMS: list[tuple[str, str]] = [
     ("rccl-mi300x-*", "mi300x-node"),
     ("rccl-mi355x-*", "-MI355X: no system written yet"),
     ("odd-aws-p4de-*", "aws-p4de"),
-    ("odd-aws-p5-*", "dgx-h100"),
+    ("odd-aws-p5-*", "aws-p5"),
     ("*osu-azure-*", "-CPU ranks over MPI: no system written yet"),
     ("other-*", "-not nccl-tests output"),
 ]
