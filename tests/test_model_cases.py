@@ -124,6 +124,22 @@ def test_protocols_by_hand():
     assert (lat, bw) == (pytest.approx(31), pytest.approx(1500))
 
 
+def test_channels_span_a_full_mesh():
+    # 4 ranks on a full mesh: one ring uses 1 of the 3 links per chip (bandwidth x3); a
+    # library whose channels lay rings over different links (NCCL) uses all three
+    mesh = flat_system(topology="fullmesh")
+    one_ring = one(mesh, 1e8, "ring")
+    spread = one(replace(mesh, channels_span_mesh=True), 1e8, "ring")
+    assert one_ring.bandwidth_us == pytest.approx(3 * 1500)
+    assert spread.bandwidth_us == pytest.approx(1500)
+    assert spread.latency_us == one_ring.latency_us
+    # the same for the tree; a single exchange (sendrecv) or rhd is still one partner at a time
+    tree = one(replace(mesh, channels_span_mesh=True), 1e8, "tree")
+    assert tree.bandwidth_us == pytest.approx(one(mesh, 1e8, "tree").bandwidth_us / 3)
+    assert (one(replace(mesh, channels_span_mesh=True), 1e8, "rhd").bandwidth_us
+            == one(mesh, 1e8, "rhd").bandwidth_us)
+
+
 def test_nccl_presets_choose_protocols_as_nccl_does():
     # small sizes run LL, large ones Simple; LL128 in between on NVLink
     df = collbench.estimate("dgx-h100", [8, 1 << 20, 16 << 20, 1 << 32], nranks=8,

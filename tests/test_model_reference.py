@@ -29,14 +29,29 @@ tiers_st = st.builds(
     eff_hi_bytes=st.sampled_from([4194304.0, 268435456.0]),
 )
 
+def _protocols(ntiers, extra):
+    """None, or an LL-like protocol (the tiers' latencies, half bandwidth) and a Simple-like
+    one (more latency per call and per step, full bandwidth)."""
+    if extra is None:
+        return {}
+    algos = ("ring", "tree", "pairwise")
+    return {"LL": {"base_us": 0.0, "step_us": (0.0,) * ntiers, "bw_factor": 0.5,
+                   "algorithms": algos},
+            "Simple": {"base_us": extra[0], "step_us": tuple(extra[1] * (k + 1)
+                                                             for k in range(ntiers)),
+                       "bw_factor": 1.0, "algorithms": algos}}
+
+
 systems_st = st.builds(
-    lambda tiers, base, red, ov, lib: System(
+    lambda tiers, base, red, ov, lib, span, proto: System(
         name="h", tiers=tuple(tiers), base_lat_us=base, reduce_gbps=red, overlap_reduce=ov,
-        library_algorithms=tuple(lib)),
+        library_algorithms=tuple(lib), channels_span_mesh=span,
+        protocols=_protocols(len(tiers), proto)),
     st.lists(tiers_st, min_size=1, max_size=3),
     st.floats(0, 10), st.floats(10, 2000), st.booleans(),
     st.lists(st.sampled_from(list(MODEL_ALGORITHMS)),
              min_size=1, max_size=6, unique=True),
+    st.booleans(), st.one_of(st.none(), st.tuples(st.floats(0, 10), st.floats(0, 15))),
 )
 
 sizes_st = st.lists(st.integers(0, 1 << 36), min_size=1, max_size=20)

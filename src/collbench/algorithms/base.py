@@ -122,6 +122,10 @@ class Geometry:
         self.a = [x.lat_us for x in self.tiers]
         # single-partner algorithms use one link of a full mesh
         self.lf = [max(1, x.size - 1) if x.topology == "fullmesh" else 1 for x in self.tiers]
+        # ...but a library that lays its rings and trees over several channels on different
+        # links (NCCL, RCCL: ``System.channels_span_mesh``) uses every link of the mesh
+        self.lfc = ([1] * len(self.tiers) if getattr(system, "channels_span_mesh", False)
+                    else self.lf)
         # peers whose outermost differing tier is i
         self.peers = [self.R[i + 1] - self.R[i] for i in range(self.L)]
         # number of groups of the tier below i spanned by the ranks (G[0] = p)
@@ -255,8 +259,12 @@ class RefLevels:
         t = self.lv[i][0]
         return float(t.bw_gbps * 1e3 / t.oversub * t.efficiency(self.m))
 
-    def link(self, i: int) -> int:
+    def link(self, i: int, channels: bool = False) -> int:
+        """Links of a full mesh one partner's traffic is confined to (1 of size-1 are used);
+        ``channels``: a ring or tree of a library whose channels span the mesh uses them all."""
         t = self.lv[i][0]
+        if channels and getattr(self.system, "channels_span_mesh", False):
+            return 1
         return (t.size - 1) if (t.topology == "fullmesh" and t.size > 1) else 1
 
     def level_of(self, a: int, b: int) -> int:

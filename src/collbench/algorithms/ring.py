@@ -22,7 +22,7 @@ def ring_plan(g: Geometry, rounds: int, bytes_per_rank: float, red: float) -> Pl
     for i, s in enumerate(g.ring_steps(rounds)):
         plan.lat += s * g.a[i]
     for i in range(g.L):
-        g.add(plan, i, bytes_per_rank * g.lf[i] / g.R[i])   # crosses a boundary every R ranks
+        g.add(plan, i, bytes_per_rank * g.lfc[i] / g.R[i])   # crosses a boundary every R ranks
     plan.red += red / g.scale
     return plan
 
@@ -49,7 +49,7 @@ def _plan_chain(g: Geometry, ctx: PlanContext) -> Plan:
     plan.pipe_d = hops
     plan.pipe_a = sum(s * a for s, a in zip(steps, g.a)) / hops if hops else 0.0
     for i in range(g.L):
-        g.add(plan, i, g.lf[i] / g.R[i])
+        g.add(plan, i, g.lfc[i] / g.R[i])
     plan.red += (1.0 if ctx.collective == "reduce" else 0.0) / g.scale
     return plan
 
@@ -76,7 +76,7 @@ def ring_reference(r: RefLevels, rounds: int, per_rank: float, red: float
     steps = [rounds * x for x in e]
     steps[-1] -= rounds
     lat = sum(s * r.lat(i) for i, s in enumerate(steps))
-    bw = max(per_rank * r.m * r.link(i) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
+    bw = max(per_rank * r.m * r.link(i, True) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
     return lat, bw, red * r.m
 
 
@@ -102,7 +102,7 @@ def _ref_chain(r: RefLevels, red: bool) -> tuple[float, float, float]:
     e[-1] -= 1
     d = sum(e)
     a = sum(x * r.lat(i) for i, x in enumerate(e)) / d
-    nb = max(r.m * r.link(i) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
+    nb = max(r.m * r.link(i, True) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
     if d > 1 and a > 0:
         k = max(1.0, math.sqrt((d - 1) * nb / a))
         return (d - 1 + k) * a, (1 + (d - 1) / k) * nb, r.m if red else 0.0

@@ -27,7 +27,7 @@ def _tree_plan(g: Geometry, ctx: PlanContext) -> Plan:
         # rank count.  With 2 ranks collbench's exact tree moves half that; the model keeps
         # NCCL's figure (measured NCCL runs on 2 nodes are slower than either, see
         # collbench validate); test_real_tree_is_the_modelled_double_binary_tree checks both
-        g.add(plan, i, 2 * g.lf[i] / g.R[i])
+        g.add(plan, i, 2 * g.lfc[i] / g.R[i])
     plan.red += 1 / g.scale
     return plan
 
@@ -36,7 +36,7 @@ def _tree_plan(g: Geometry, ctx: PlanContext) -> Plan:
 def _tree_ref(r: RefLevels) -> tuple[float, float, float]:
     lat = sum(2 * math.ceil(math.log2(u)) * r.lat_of(t) for t, u, _ in r.lv if u > 1)
     # busiest port of a double binary tree, up then down: 2 bytes per byte (NCCL's tree model)
-    bw = max(2 * r.m * r.link(i) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
+    bw = max(2 * r.m * r.link(i, True) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
     return lat, bw, r.m
 
 

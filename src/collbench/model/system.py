@@ -76,6 +76,9 @@ class System:
     base_lat_us: float = 0.0       # fixed cost of launching one collective
     reduce_gbps: float = 1000.0    # chip's local reduction throughput (input bytes/s)
     overlap_reduce: bool = False   # reduction runs under the transfer (time uses max, not sum)
+    # the library lays its rings and trees over several channels on different links (NCCL,
+    # RCCL), so on a full-mesh tier they use every link; False: one ring uses 1 of size-1
+    channels_span_mesh: bool = False
     vendor: str = ""
     description: str = ""
     # per implementation run by name (e.g. collbench's own Python ring, or "mpi" for the MPI
@@ -247,10 +250,11 @@ def _system_from_dict(data: Any, where: str) -> System:
         kw["base_lat_us"] = _num(where, "base_lat_us", data["base_lat_us"], lo=0, hi=1e6)
     if "reduce_gbps" in data:
         kw["reduce_gbps"] = _num(where, "reduce_gbps", data["reduce_gbps"], lo=1e-6, hi=1e7)
-    if "overlap_reduce" in data:
-        if not isinstance(data["overlap_reduce"], bool):
-            raise SystemFileError(f"{where}: overlap_reduce must be true or false")
-        kw["overlap_reduce"] = data["overlap_reduce"]
+    for key in ("overlap_reduce", "channels_span_mesh"):
+        if key in data:
+            if not isinstance(data[key], bool):
+                raise SystemFileError(f"{where}: {key} must be true or false")
+            kw[key] = data[key]
     for key in ("vendor", "description"):
         if key in data:
             kw[key] = str(data[key])
@@ -377,7 +381,7 @@ def system_to_toml(system: System, *, comments: dict | None = None) -> str:
     for c in (comments or {}).get("header", []):
         out.append(f"# {c}")
     for key in ("name", "vendor", "description", "library", "library_algorithms",
-                "base_lat_us", "reduce_gbps", "overlap_reduce"):
+                "base_lat_us", "reduce_gbps", "overlap_reduce", "channels_span_mesh"):
         out.append(f"{key} = {_toml_value(getattr(system, key))}")
     if system.sources:
         out.append("\n[sources]")
