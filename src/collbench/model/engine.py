@@ -148,7 +148,8 @@ class Compiled:
             pls = []
             # one plan per protocol the algorithm runs with (NCCL: LL, LL128, Simple): its
             # latencies and bandwidth factor; the group keeps the cheapest at each size
-            for proto in system.protocols_for(name) or [None]:
+            protos: list[str | None] = list(system.protocols_for(name)) or [None]
+            for proto in protos:
                 got = build(system.with_protocol(proto) if proto else system,
                             self.nranks, self.collective, name, allowed)
                 if proto:           # (fresh plans: build() makes new ones each call)

@@ -5,6 +5,7 @@ in microseconds."""
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from ..algorithms import REGISTRY, for_collective
@@ -51,14 +52,15 @@ def cost(system: Any, nranks: int, nbytes: float, *, collective: str = "allreduc
     best = None
     # each protocol the algorithm runs with is a system with its latencies and its bandwidth
     # factor on every tier's line rate; the cheapest wins (no protocols: the system as it is)
-    for proto in system.protocols_for(name) or [None]:
+    protos: list[str | None] = list(system.protocols_for(name)) or [None]
+    for proto in protos:
         s = system
         if proto:
             f = system.protocols[proto]["bw_factor"]
             s = system.with_protocol(proto)
             s = replace(s, tiers=tuple(replace(t, bw_gbps=t.bw_gbps * f) for t in s.tiers))
         ctx = RefContext(frozenset(REGISTRY) if label else frozenset(allowed), _flat,
-                         lambda c, s=s: _total(s, c), label)
+                         partial(_total, s), label)
         r = RefLevels(s, nranks, nbytes, ctx=ctx, collective=collective)
         try:
             lat, bw, redb = _flat(name, r)
