@@ -8,6 +8,8 @@ taken at most once per size, only when some term sits on a rising part of its cu
 Per plan the latency, bandwidth and reduction terms are summed and the cheapest plan of
 each group is kept.  No Python objects inside the loop, GIL released.
 """
+import numpy as np
+
 from libc.math cimport log, sqrt, INFINITY
 
 
@@ -34,6 +36,23 @@ def evaluate(const double[::1] nbytes,
     cdef Py_ssize_t i, j, k, g
     cdef double x, lx, b, c, t, lt, bt, rt, kk, d
     cdef bint have_lx
+    # per plan a lower bound of its bandwidth cost per byte (each tier at its better flat
+    # end: the efficiency curve lies between them); a plan whose latency plus that bound
+    # cannot beat its group's best so far is skipped (same result, fewer terms: protocol
+    # variants of one algorithm lose this way at most sizes)
+    bmin_arr = np.zeros(P)
+    cdef double[::1] bmin = bmin_arr
+    for j in range(P):
+        b = 0.0
+        for k in range(T):
+            if cb[j, k] == 0.0:
+                continue
+            c = cb_lo[j, k] if cb_lo[j, k] < cb_hi[j, k] else cb_hi[j, k]
+            if mode[j] == 0:
+                b = b + c
+            elif c > b:
+                b = c
+        bmin[j] = b
     with nogil:
         for i in range(n):
             x = nbytes[i]
@@ -50,6 +69,9 @@ def evaluate(const double[::1] nbytes,
             have_lx = False
             lx = 0.0
             for j in range(P):
+                g = group[j]
+                if lat[j] + x * bmin[j] >= out_time[g, i]:
+                    continue
                 b = 0.0
                 for k in range(T):
                     c = cb[j, k]
@@ -86,7 +108,6 @@ def evaluate(const double[::1] nbytes,
                     t = lt + (bt if bt > rt else rt)
                 else:
                     t = lt + bt + rt
-                g = group[j]
                 if t < out_time[g, i]:
                     out_time[g, i] = t
                     out_lat[g, i] = lt
