@@ -2,6 +2,7 @@
 (with finite errors computed from its own rows) or left out with a reason; the systems written
 for the corpus hardware load and cite a source for every number they set."""
 import math
+import shutil
 import tomllib
 
 import numpy as np
@@ -96,6 +97,35 @@ def test_cli(tmp_path, cli):
     assert r.returncode == 2 and "no corpus case matches" in r.stderr
     r = cli("validate", "--case", "xx-h100-n1g8-allreduce", "--system", "dgx-a100")
     assert r.returncode == 0 and "dgx-a100" in r.stdout
+
+
+def test_another_corpus_folder(tmp_path, cli):
+    """A held-out set laid out as the shipped corpus: each case names its system (a preset or
+    a TOML file in the folder), and the errors are those of the same files in the corpus."""
+    held = tmp_path / "held"
+    (held / "raw").mkdir(parents=True)
+    ids = ["xx-h100-n1g8-allreduce", "snellius-h100-2nodes-all-reduce-mpi"]
+    for i in ids:
+        shutil.copy(case_path(i), held / "raw" / case_path(i).name)
+    shutil.copy(systems_dir() / "snellius-h100.toml", held / "sn.toml")
+    (held / "index.tsv").write_text(f"id\tper_node\tsystem\n{ids[0]}\t8\tdgx-h100\n"
+                                    f"{ids[1]}\t4\tsn.toml\n")
+    mine = validate(corpus=held)
+    ours = validate(case=ids[0])
+    assert list(mine.case) == ids and list(mine.system) == ["dgx-h100", "snellius-h100"]
+    assert mine.error_all.iloc[0] == pytest.approx(ours.error_all.iloc[0])
+    ours = validate(case=ids[1])
+    assert mine.error_all.iloc[1] == pytest.approx(ours.error_all.iloc[0])
+    r = cli("validate", "--corpus", held)
+    assert r.returncode == 0 and "2 case runs compared" in r.stdout, r.stderr
+    # a missing output, a missing folder, an index without the columns: a line, not a traceback
+    (held / "index.tsv").write_text("id\tper_node\tsystem\nnot-there\t8\tdgx-h100\n")
+    assert "no output file" in validate(corpus=held).note.iloc[0]
+    r = cli("validate", "--corpus", tmp_path / "nope")
+    assert r.returncode == 2 and "cannot read" in r.stderr and "Traceback" not in r.stderr
+    (held / "index.tsv").write_text("name\tgpus\nx\t8\n")
+    r = cli("validate", "--corpus", held)
+    assert r.returncode == 2 and "needs the columns id and per_node" in r.stderr
 
 
 # ---- systems fitted to the corpus -------------------------------------------------------------

@@ -13,13 +13,18 @@ def add_parser(sub) -> None:
     v = sub.add_parser(
         "validate", help="hold the model against the shipped corpus of real nccl-tests runs",
         epilog="examples:\n  collbench validate\n  collbench validate --case 'xx-h100-*'\n"
-               "  collbench validate --system my-cluster.toml --case 'alcf-polaris-n8-*'")
+               "  collbench validate --system my-cluster.toml --case 'alcf-polaris-n8-*'\n"
+               "  collbench validate --corpus held-out/")
     v.add_argument("--system", default=None,
                    help="hold every case against this system (default: each case's own)")
     v.add_argument("--case", default=None, help="glob over corpus ids (index.tsv)")
     v.add_argument("--fitted", action="store_true",
                    help="each case's system as fitted to the corpus (systems/fitted/; in-sample "
                         "errors: those cases were fitted to)")
+    v.add_argument("--corpus", default=None,
+                   help="another corpus folder laid out as the shipped one (index.tsv with "
+                        "columns id, per_node and optionally system; raw/ID.* outputs), e.g. a "
+                        "held-out set")
     v.add_argument("--all", action="store_true", help="also list the cases left out, and why")
     v.add_argument("--csv", default=None, help="write the per-case table (.csv or .json)")
     v.set_defaults(func=run)
@@ -34,7 +39,7 @@ def run(args) -> int:
     out = check_path(args.csv) if args.csv else None
     if args.fitted and args.system:
         raise InputError("--fitted picks each case's fitted system; --system names one: not both")
-    t = validate(args.system, args.case, fitted=args.fitted)
+    t = validate(args.system, args.case, fitted=args.fitted, corpus=args.corpus)
     done = t.dropna(subset=["error_all"])
     print("# collbench validate: auto's estimates against the corpus (out-of-place rows); "
           "error = geometric mean of |predicted/measured - 1| in log terms"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import glob
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -51,9 +52,20 @@ CASE_COLUMNS = ["case", "system", "collective", "nranks", "per_node", "rows", "e
                 "error_all", "worst_size", "worst_error", "algorithm", "note"]
 
 
-def index() -> list[dict[str, str]]:
-    with open(corpus_dir() / "index.tsv", newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
+def index(corpus: str | Path | None = None) -> list[dict[str, str]]:
+    """The rows of a corpus's ``index.tsv`` (default: the shipped corpus)."""
+    path = (Path(corpus) if corpus is not None else corpus_dir()) / "index.tsv"
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}; a corpus folder holds "
+                         "index.tsv (tab-separated, columns id and per_node; optional system) "
+                         "and raw/ID.* outputs") from None
+    if rows and ("id" not in rows[0] or "per_node" not in rows[0]):
+        raise InputError(f"{path}: index.tsv needs the columns id and per_node (optional: "
+                         f"system); it has {', '.join(list(rows[0])[:8])}")
+    return rows
 
 
 def system_for(case_id: str) -> tuple[str | None, str]:
@@ -89,23 +101,40 @@ def _error(meas: np.ndarray, pred: np.ndarray) -> float:
 
 
 def validate(system: str | System | None = None, case: str | None = None, *,
-             fitted: bool = False) -> pd.DataFrame:
+             fitted: bool = False, corpus: str | Path | None = None) -> pd.DataFrame:
     """One row per (case, run, collective): errors of ``auto``'s estimates against the
     measurement.  ``system``: hold every case against this system instead of its own;
     ``case``: a glob over corpus ids; ``fitted``: each case's system as fitted to the corpus
-    (in-sample: the cases were fitted to; ``fitted.fit_corpus`` also measures left-out cases)."""
+    (in-sample: the cases were fitted to; ``fitted.fit_corpus`` also measures left-out cases);
+    ``corpus``: another corpus folder laid out as the shipped one (``index.tsv`` and
+    ``raw/ID.*``; an index ``system`` column names each case's system, a preset or a TOML file
+    relative to the folder), e.g. a held-out set."""
     rows = []
     chosen = load_system(system) if system is not None else None
-    entries = [e for e in index() if case is None or fnmatch.fnmatch(e["id"], case)]
+    root = Path(corpus) if corpus is not None else corpus_dir()
+    entries = [e for e in index(corpus) if case is None or fnmatch.fnmatch(e["id"], case)]
     if not entries:
         raise InputError(f"no corpus case matches {case!r}; e.g. 'xx-h100-*', 'alcf-polaris-n8-*'")
     for e in entries:
-        name, why = system_for(e["id"])
+        own = (e.get("system") or "").strip()
+        if own and chosen is None:
+            name, why = own, ""
+        else:
+            name, why = system_for(e["id"])
         if chosen is None and name is None:
             rows.append({"case": e["id"], "system": "", "note": why})
             continue
-        sys_ = chosen if chosen is not None else _system(name or "", fitted)
-        path = next((corpus_dir() / "raw").glob(e["id"] + ".*"))
+        if chosen is not None:
+            sys_ = chosen
+        elif own:
+            sys_ = load_system(str(root / own) if own.endswith(".toml") else own)
+        else:
+            sys_ = _system(name or "", fitted)
+        path = next((root / "raw").glob(glob.escape(e["id"]) + ".*"), None)
+        if path is None:
+            rows.append({"case": e["id"], "system": sys_.name,
+                         "note": f"no output file raw/{e['id']}.* in {root}"})
+            continue
         try:
             df = read_output(path).frame
         except CollbenchError as exc:
