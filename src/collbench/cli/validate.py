@@ -45,11 +45,13 @@ def run(args) -> int:
           "error = geometric mean of |predicted/measured - 1| in log terms"
           + ("; systems fitted to these cases (in-sample)" if args.fitted else ""))
     print(f"# {'case':<44s} {'system':<15s} {'collective':<14s} {'ranks':>6s} {'/node':>5s} "
-          f"{'rows':>5s} {'err>=1M':>8s} {'err all':>8s} {'worst at':>9s} {'worst':>7s}  algo")
+          f"{'rows':>5s} {'err>=1M':>8s} {'err all':>8s} {'worst at':>9s} {'worst':>7s}  "
+          "algo there / at the largest size")
     for r in done.itertuples():
         print(f"  {r.case:<44s} {r.system:<15s} {r.collective:<14s} {r.nranks:>6d} "
               f"{r.per_node:>5d} {r.rows:>5d} {_pct(r.error_1m):>8s} {_pct(r.error_all):>8s} "
-              f"{human(r.worst_size):>9s} {_pct(r.worst_error):>7s}  {r.algorithm}")
+              f"{human(r.worst_size):>9s} {_pct(r.worst_error):>7s}  {r.worst_algorithm} / "
+              f"{r.algorithm}")
     if args.all:
         for r in t[t.error_all.isna()].itertuples():
             print(f"# left out: {r.case}: {r.note}")

@@ -49,7 +49,7 @@ CASE_SYSTEMS: list[tuple[str, str]] = [
     ("other-*", "-not nccl-tests output"),
 ]
 CASE_COLUMNS = ["case", "system", "collective", "nranks", "per_node", "rows", "error_1m",
-                "error_all", "worst_size", "worst_error", "algorithm", "note"]
+                "error_all", "worst_size", "worst_error", "worst_algorithm", "algorithm", "note"]
 
 
 def index(corpus: str | Path | None = None) -> list[dict[str, str]]:
@@ -171,7 +171,8 @@ def validate(system: str | System | None = None, case: str | None = None, *,
                 "per_node": per_node, "rows": len(g), "error_1m": _error(meas[big], pred[big]),
                 "error_all": _error(meas, pred), "worst_size": int(sizes[w]),
                 "worst_error": float(np.exp(lr[w]) - 1),
-                "algorithm": str(est.variant.iloc[-1]),
+                "worst_algorithm": str(est.variant.iloc[w]),     # plan/protocol chosen there
+                "algorithm": str(est.variant.iloc[-1]),           # ... and at the largest size
                 "note": "" if df.run.nunique() == 1 else str(run)})
     out = pd.DataFrame(rows, columns=CASE_COLUMNS)
     return out.astype({"nranks": "Int64", "per_node": "Int64", "rows": "Int64",
