@@ -142,3 +142,18 @@ def test_command_line(cmd, rest):
     if code == 2:
         lines = [l for l in err.getvalue().splitlines() if l.strip()]
         assert len(lines) == 1 and lines[0].startswith("collbench"), (argv, err.getvalue())
+
+
+def test_a_damaged_rank_number_is_not_a_rank_count(tmp_path):
+    # found by the fuzz test above: a device line whose rank reads 2**63-1 made the listed rank
+    # count overflow to a negative nranks; the damaged line is ignored, the others count
+    src = corpus_dir() / "raw" / "alcf-polaris-n128-nccl218-allreduce-s1.txt"
+    lines = src.read_text(errors="replace").splitlines()
+    k = next(i for i, ln in enumerate(lines) if ln.lstrip("# ").startswith("Rank"))
+    toks = lines[k].split()
+    toks[2] = "9223372036854775807"
+    lines[k] = " ".join(toks)
+    p = tmp_path / src.name
+    p.write_text("\n".join(lines))
+    df = import_file(p)
+    assert len(df) and (df.nranks == 512).all()

@@ -177,7 +177,9 @@ def allreduce_rank_interval(block: Block) -> tuple[float, float] | None:
 
 
 def _listed(block: Block) -> int | None:
-    return max(block.devices) + 1 if block.devices else None
+    """Ranks the device lines list (a rank number beyond MAX_RANKS is a damaged line)."""
+    ranks = [r for r in block.devices if r < MAX_RANKS]
+    return max(ranks) + 1 if ranks else None
 
 
 def settle(block: Block, where: str, collective: str | None,
