@@ -124,8 +124,7 @@ class Geometry:
         self.lf = [max(1, x.size - 1) if x.topology == "fullmesh" else 1 for x in self.tiers]
         # ...but a library that lays its rings and trees over several channels on different
         # links (NCCL, RCCL: ``System.channels_span_mesh``) uses every link of the mesh
-        self.lfc = ([1] * len(self.tiers) if getattr(system, "channels_span_mesh", False)
-                    else self.lf)
+        self.lfc = [1] * len(self.tiers) if system.channels_span_mesh else self.lf
         # peers whose outermost differing tier is i
         self.peers = [self.R[i + 1] - self.R[i] for i in range(self.L)]
         # number of groups of the tier below i spanned by the ranks (G[0] = p)
@@ -263,7 +262,7 @@ class RefLevels:
         """Links of a full mesh one partner's traffic is confined to (1 of size-1 are used);
         ``channels``: a ring or tree of a library whose channels span the mesh uses them all."""
         t = self.lv[i][0]
-        if channels and getattr(self.system, "channels_span_mesh", False):
+        if channels and self.system.channels_span_mesh:
             return 1
         return (t.size - 1) if (t.topology == "fullmesh" and t.size > 1) else 1
 

@@ -116,21 +116,18 @@ def validate(system: str | System | None = None, case: str | None = None, *,
     if not entries:
         raise InputError(f"no corpus case matches {case!r}; e.g. 'xx-h100-*', 'alcf-polaris-n8-*'")
     for e in entries:
-        own = (e.get("system") or "").strip()
-        if own and chosen is None:
-            name, why = own, ""
-        else:
-            name, why = system_for(e["id"])
-        if chosen is None and name is None:
-            rows.append({"case": e["id"], "system": "", "note": why})
-            continue
+        own = (e.get("system") or "").strip()     # a corpus may name each case's system
         if chosen is not None:
             sys_ = chosen
         elif own:
             sys_ = load_system(str(root / own) if own.endswith(".toml") else own)
         else:
-            sys_ = _system(name or "", fitted)
-        path = next((root / "raw").glob(glob.escape(e["id"]) + ".*"), None)
+            name, why = system_for(e["id"])
+            if name is None:
+                rows.append({"case": e["id"], "system": "", "note": why})
+                continue
+            sys_ = _system(name, fitted)
+        path = _output(root, e["id"])
         if path is None:
             rows.append({"case": e["id"], "system": sys_.name,
                          "note": f"no output file raw/{e['id']}.* in {root}"})
@@ -200,5 +197,14 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
             .reset_index())
 
 
+def _output(root: Path, case_id: str) -> Path | None:
+    """The raw output of a case in a corpus folder (``raw/ID.*``), or None."""
+    return next((root / "raw").glob(glob.escape(case_id) + ".*"), None)
+
+
 def case_path(case_id: str) -> Path:
-    return next((corpus_dir() / "raw").glob(case_id + ".*"))
+    """The raw output of a case of the shipped corpus."""
+    path = _output(corpus_dir(), case_id)
+    if path is None:
+        raise InputError(f"no output file for corpus case {case_id!r}")
+    return path
