@@ -91,11 +91,31 @@ def test_full_mesh_ring_uses_one_link():
 def test_nccl_latency_split_intra_inter():
     # NCCL: ring = base + (2(n-1) - 2(nodes-1)) intra + 2(nodes-1) inter;
     #       tree = base + 2((ppn-1) ... ) -> collbench: 2 (log2 ppn intra + log2 nodes inter)
+    # (+ the launch/synchronisation floor of the network tier, fitted to the corpus)
     s = collbench.preset("dgx-h100")
+    sync = s.tiers[1].sync_us
+    assert sync > 0
     r = one(s, 8, "ring", p=16)
-    assert r.latency_us == pytest.approx(6.6 + 28 * 0.6 + 2 * 2.7)
+    assert r.latency_us == pytest.approx(6.6 + 28 * 0.6 + 2 * 2.7 + sync)
     r = one(s, 8, "tree", p=64)
-    assert r.latency_us == pytest.approx(6.6 + 2 * (3 * 0.6 + 3 * 2.7))
+    assert r.latency_us == pytest.approx(6.6 + 2 * (3 * 0.6 + 3 * 2.7) + sync)
+
+
+def test_sync_floor_is_the_outermost_tier_spanned():
+    # node tier of 4 (sync 10 us), network of 8 nodes (sync 30 us), ring, 1 us per step,
+    # base 5: 4 ranks pay 5 + 6 + 10; 8 ranks (two nodes) pay 5 + 14 + 30, not 10 + 30
+    node = Tier("node", 4, 100.0, lat_sw_us=1.0, sync_us=10.0)
+    net = Tier("net", 8, 10.0, lat_sw_us=1.0, sync_us=30.0)
+    s = System("two", (node, net), library_algorithms=("ring",), base_lat_us=5.0)
+    assert one(s, 8, "ring", p=4).latency_us == pytest.approx(5 + 6 + 10)
+    assert one(s, 8, "ring", p=8).latency_us == pytest.approx(5 + 14 + 30)
+    for p, want in ((4, 21), (8, 49)):
+        t, lat, _, _ = reference.cost(s, p, 8, algorithm="ring", library_only=False)
+        assert lat == pytest.approx(want)
+    # it shows in describe() and survives a TOML round trip
+    assert "sync 30 us" in s.describe()
+    back = System.from_dict(tomllib.loads(s.to_toml()))
+    assert [t.sync_us for t in back.tiers] == [10.0, 30.0]
 
 
 def test_protocols_by_hand():
@@ -146,10 +166,12 @@ def test_nccl_presets_choose_protocols_as_nccl_does():
                             algorithm="ring")
     protos = [v.split("/")[1] for v in df.variant.astype(str)]
     assert protos[0] == "LL" and protos[-1] == "Simple" and "LL128" in protos
-    # Simple on the network costs NCCL's 8.4 base + 14 us per network step
+    # Simple on the network costs NCCL's 8.4 base + 14 us per network step (+ the network
+    # tier's launch/synchronisation floor)
     r = one("dgx-h100", 1 << 34, "ring", p=16)
     assert r.variant == "ring/Simple"
-    assert r.latency_us == pytest.approx(8.4 + 28 * 3.4 + 2 * 14.0)
+    sync = collbench.preset("dgx-h100").tiers[1].sync_us
+    assert r.latency_us == pytest.approx(8.4 + 28 * 3.4 + 2 * 14.0 + sync)
     s = collbench.preset("dgx-h100")
     assert s.protocols_for("ring") == ["LL", "LL128", "Simple"] and not s.protocols_for("innet")
 

@@ -56,8 +56,11 @@ def build(system: System, p: int, coll: str, algo: str, allowed: frozenset[str])
             labels = sorted({pl.label for pl in (every if isinstance(every, list) else [every])})
             raise NotApplicable(f"no plan {algo} here; hier plans for {p} ranks: "
                                 f"{', '.join(labels[:12])}{' ...' if len(labels) > 12 else ''}")
-    for pl in plans:    # launch cost; the physical floor applies to the whole latency
-        pl.lat += system.base_lat_us
+    # launch cost, and the launch/synchronisation cost of the outermost tier spanned; the
+    # physical floor applies to the whole latency
+    fixed = system.base_lat_us + g.tiers[-1].sync_us
+    for pl in plans:
+        pl.lat += fixed
         pl.floor = latency_floor(REGISTRY[pl.algorithm], p)
     return plans
 

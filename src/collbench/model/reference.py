@@ -66,7 +66,8 @@ def cost(system: Any, nranks: int, nbytes: float, *, collective: str = "allreduc
             lat, bw, redb = _flat(name, r)
         except NotApplicable:
             return None
-        lat = max(lat + s.base_lat_us, latency_floor(REGISTRY[name], nranks))
+        # launch cost and the outermost spanned tier's synchronisation cost
+        lat = max(lat + s.base_lat_us + r.lv[-1][0].sync_us, latency_floor(REGISTRY[name], nranks))
         red = redb / (s.reduce_gbps * 1e3)
         t = lat + (max(bw, red) if s.overlap_reduce else bw + red)
         if best is None or t < best[0]:

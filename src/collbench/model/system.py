@@ -29,7 +29,7 @@ LIBRARIES = ("nccl", "rccl", "hccl", "mpi", "custom")
 
 # Tier fields that are numbers and must carry a source in a preset.
 TIER_NUMBERS = ("size", "bw_gbps", "lat_hw_us", "lat_sw_us", "oversub", "eff_lo", "eff_hi",
-                "eff_lo_bytes", "eff_hi_bytes", "innet_eff", "innet_lat_us")
+                "eff_lo_bytes", "eff_hi_bytes", "innet_eff", "innet_lat_us", "sync_us")
 SYSTEM_NUMBERS = ("base_lat_us", "reduce_gbps")
 
 
@@ -49,6 +49,10 @@ class Tier:
     eff_hi: float = 1.0            # achieved / line rate at or above eff_hi_bytes
     eff_lo_bytes: float = 65536.0
     eff_hi_bytes: float = 268435456.0
+    # launch and synchronisation cost a collective whose outermost tier is this one pays
+    # once on top of the library's latencies (what nccl-tests measures at a few bytes beyond
+    # NCCL's tuner constants); fitted to the corpus's small sizes, see validation/floors.py
+    sync_us: float = 0.0
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -149,6 +153,7 @@ class System:
             lines.append(
                 f"  tier {i} {t.name}: x{t.size}, {t.bw_gbps:g} GB/s/dir, "
                 f"{t.lat_hw_us:g}+{t.lat_sw_us:g} us, eff {t.eff_lo:g}->{t.eff_hi:g}, "
+                + (f"sync {t.sync_us:g} us, " if t.sync_us else "")
                 + ", ".join(flags))
             for key, src in t.sources.items():
                 lines.append(f"      {key}: {src}")
@@ -186,7 +191,7 @@ def _tier_from_dict(d: Any, where: str) -> Tier:
     kw: dict[str, Any] = {"name": str(d["name"])}
     kw["size"] = _num(where, "size", d["size"], lo=1, hi=1e9, integer=True)
     kw["bw_gbps"] = _num(where, "bw_gbps", d["bw_gbps"], lo=1e-6, hi=1e7)
-    for key in ("lat_hw_us", "lat_sw_us", "innet_lat_us"):
+    for key in ("lat_hw_us", "lat_sw_us", "innet_lat_us", "sync_us"):
         if key in d:
             kw[key] = _num(where, key, d[key], lo=0, hi=1e6)
     for key in ("eff_lo", "eff_hi", "innet_eff"):
