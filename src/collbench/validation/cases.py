@@ -68,6 +68,16 @@ def index(corpus: str | Path | None = None) -> list[dict[str, str]]:
     return rows
 
 
+def system_names() -> list[str]:
+    """Every validation system some corpus case is held against."""
+    return sorted({t for _, t in CASE_SYSTEMS if not t.startswith("-")})
+
+
+def per_node(entry: dict[str, str], system: System) -> int:
+    """GPUs per node a corpus case ran with (index.tsv ``per_node``; else the node tier's)."""
+    return int(entry["per_node"]) if entry["per_node"].isdigit() else system.tiers[0].size
+
+
 def system_for(case_id: str) -> tuple[str | None, str]:
     """(system, '') for a case collbench describes, (None, why not) otherwise."""
     for pattern, target in CASE_SYSTEMS:
@@ -138,8 +148,8 @@ def validate(system: str | System | None = None, case: str | None = None, *,
             rows.append({"case": e["id"], "system": sys_.name, "note": f"not imported: {exc}"})
             continue
         df = df[(df.placement == "out-of-place") & (df.nbytes > 0)]
-        per_node = int(e["per_node"]) if e["per_node"].isdigit() else sys_.tiers[0].size
-        s = per_node_system(sys_, per_node)
+        pn = per_node(e, sys_)
+        s = per_node_system(sys_, pn)
         for (run, coll, p), g in df.groupby(["run", "collective", "nranks"], observed=True):
             p = int(p)
             if p < 2:
@@ -165,7 +175,7 @@ def validate(system: str | System | None = None, case: str | None = None, *,
             w = int(np.argmax(np.abs(lr)))
             rows.append({
                 "case": e["id"], "system": s.name, "collective": str(coll), "nranks": p,
-                "per_node": per_node, "rows": len(g), "error_1m": _error(meas[big], pred[big]),
+                "per_node": pn, "rows": len(g), "error_1m": _error(meas[big], pred[big]),
                 "error_all": _error(meas, pred), "worst_size": int(sizes[w]),
                 "worst_error": float(np.exp(lr[w]) - 1),
                 "worst_algorithm": str(est.variant.iloc[w]),     # plan/protocol chosen there
@@ -200,6 +210,12 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 def _output(root: Path, case_id: str) -> Path | None:
     """The raw output of a case in a corpus folder (``raw/ID.*``), or None."""
     return next((root / "raw").glob(glob.escape(case_id) + ".*"), None)
+
+
+def case_rows(case_id: str) -> pd.DataFrame:
+    """A shipped corpus case's out-of-place rows with data and at least two ranks."""
+    df = read_output(case_path(case_id)).frame
+    return df[(df.placement == "out-of-place") & (df.nbytes > 0) & (df.nranks > 1)]
 
 
 def case_path(case_id: str) -> Path:

@@ -23,16 +23,10 @@ import pandas as pd
 
 from ..errors import CollbenchError
 from ..model.system import System
-from ..results.importers import read_output
 from ..results.io import atomic_write
-from .cases import _system, case_path, index, system_for, validate
+from .cases import _system, case_rows, index, per_node, system_for, system_names, validate
 
 FITTED_DIR = Path(__file__).parent / "systems" / "fitted"
-
-
-def case_rows(case_id: str) -> pd.DataFrame:
-    df = read_output(case_path(case_id)).frame
-    return df[(df.placement == "out-of-place") & (df.nbytes > 0) & (df.nranks > 1)]
 
 
 def training_cases(name: str) -> tuple[list[str], list[tuple[str, str]]]:
@@ -43,9 +37,9 @@ def training_cases(name: str) -> tuple[list[str], list[tuple[str, str]]]:
         target, _ = system_for(e["id"])
         if target != name:
             continue
-        per_node = int(e["per_node"]) if e["per_node"].isdigit() else base.tiers[0].size
-        if len(base.tiers) > 1 and per_node != base.tiers[0].size:
-            left.append((e["id"], f"{per_node} GPUs per node of {base.tiers[0].size}"))
+        pn = per_node(e, base)
+        if len(base.tiers) > 1 and pn != base.tiers[0].size:
+            left.append((e["id"], f"{pn} GPUs per node of {base.tiers[0].size}"))
             continue
         use.append(e["id"])
     return use, left
@@ -63,8 +57,7 @@ def fit_corpus(out_dir: Path = FITTED_DIR, names: list[str] | None = None,
     """Fit every validation system (or ``names``) to its corpus cases and write
     ``out_dir/NAME.toml``; returns per case the spec's, the fit's and (``loo``) the
     left-out fit's errors."""
-    from .cases import CASE_SYSTEMS
-    all_names = sorted({t for _, t in CASE_SYSTEMS if not t.startswith("-")})
+    all_names = system_names()
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in names or all_names:

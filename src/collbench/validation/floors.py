@@ -22,8 +22,7 @@ import pandas as pd
 from ..algorithms.base import Geometry
 from ..model.api import estimate
 from ..model.system import System
-from ..results.importers import read_output
-from .cases import CASE_SYSTEMS, _system, case_path, index, per_node_system, system_for
+from .cases import _system, case_rows, index, per_node, per_node_system, system_for, system_names
 
 SMALL = 1024          # bytes: at and below this the time is latency only
 
@@ -40,13 +39,12 @@ def residuals(name: str) -> pd.DataFrame:
     for e in index():
         if system_for(e["id"])[0] != name:
             continue
-        df = read_output(case_path(e["id"])).frame
-        df = df[(df.placement == "out-of-place") & (df.nbytes > 0) & (df.nbytes <= SMALL)]
-        per_node = int(e["per_node"]) if e["per_node"].isdigit() else base.tiers[0].size
-        s = per_node_system(base, per_node)
-        for (_, coll, p), g in df.groupby(["run", "collective", "nranks"], observed=True):
+        df = case_rows(e["id"])
+        s = per_node_system(base, per_node(e, base))
+        for (_, coll, p), g in df[df.nbytes <= SMALL].groupby(["run", "collective", "nranks"],
+                                                              observed=True):
             p = int(p)
-            if p < 2 or p > s.max_ranks:
+            if p > s.max_ranks:
                 continue
             sizes = g.nbytes.to_numpy(np.int64)
             est = estimate(s, sizes, nranks=p, collective=str(coll), algorithm="auto")
@@ -69,10 +67,6 @@ def fit_sync(name: str) -> dict[int, tuple[float, list[str]]]:
         value = max(0.0, round(float(np.median(g.residual_us)), 1))
         out[int(tier)] = (value, sorted(set(g.case)))
     return out
-
-
-def names() -> list[str]:
-    return sorted({t for _, t in CASE_SYSTEMS if not t.startswith("-")})
 
 
 # Platforms the corpus measures, pooled by kind: a tier without small-size runs of its own
@@ -98,7 +92,7 @@ DERIVED: dict[tuple[str, int], tuple[tuple[str, int] | str, str]] = {
 
 def floors() -> dict[tuple[str, int], tuple[float, str]]:
     """Every fitted or derived floor: (system, tier) -> (sync_us, where it comes from)."""
-    fits = {(n, k): v for n in names() for k, v in fit_sync(n).items()}
+    fits = {(n, k): v for n in system_names() for k, v in fit_sync(n).items()}
     out: dict[tuple[str, int], tuple[float, str]] = {
         key: (value, "fitted to " + ", ".join(cases)) for key, (value, cases) in fits.items()}
     for key, (origin, why) in DERIVED.items():
