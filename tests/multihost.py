@@ -107,16 +107,37 @@ class Hosts:
             out.append(int(text[i + 1].split()[0]))
         return out
 
-    def mpiexec(self, ranks_per_host: int, args: list[str], timeout: float = 300,
-                cwd: Path | None = None) -> subprocess.CompletedProcess:
+    def command(self, ranks_per_host: int, args: list[str]) -> list[str]:
         """mpiexec inside the first host, ranks_per_host ranks on each host."""
         hosts = ",".join(f"{h}:{ranks_per_host}" for h in self.names)
-        env = dict(os.environ, **ENV)
-        cmd = ["ip", "netns", "exec", self.names[0], str(MPIEXEC), "-launcher", "ssh",
-               "-launcher-exec", str(self.wrapper), "-iface", "eth0", "-hosts", hosts,
-               "-n", str(ranks_per_host * len(self.names)), *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                              cwd=cwd)
+        return ["ip", "netns", "exec", self.names[0], str(MPIEXEC), "-launcher", "ssh",
+                "-launcher-exec", str(self.wrapper), "-iface", "eth0", "-hosts", hosts,
+                "-n", str(ranks_per_host * len(self.names)), *args]
+
+    def mpiexec(self, ranks_per_host: int, args: list[str], timeout: float = 300,
+                cwd: Path | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(self.command(ranks_per_host, args), capture_output=True,
+                              text=True, timeout=timeout, env=dict(os.environ, **ENV), cwd=cwd)
+
+    def start(self, ranks_per_host: int, args: list[str],
+              cwd: Path | None = None) -> subprocess.Popen:
+        """The same job, started in the background (its own session)."""
+        return subprocess.Popen(self.command(ranks_per_host, args), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=dict(os.environ, **ENV),
+                                cwd=cwd, start_new_session=True)
+
+    def pids(self, host: str, word: str) -> list[int]:
+        """Processes running in one host whose command line holds word (hydra's excepted)."""
+        out = _ip("netns", "pids", host).stdout.split()
+        found = []
+        for pid in map(int, out):
+            try:
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except FileNotFoundError:
+                continue
+            if word in args and "hydra" not in args:
+                found.append(pid)
+        return sorted(found)
 
     def close(self) -> None:
         for h in [*self.names, self.switch]:

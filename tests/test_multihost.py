@@ -1,11 +1,16 @@
 """Several hosts for real: network-namespace hosts on this machine (tests/multihost.py), MPICH
 over TCP on veth links.  Every collective and algorithm on 2 hosts x 2 ranks, exact, with the
 bytes seen crossing the links; on a 200 Mbit/s shaped fabric the model, given a system file
-written from the link's known figures, predicts ring, rhd and hier and orders them."""
+written from the link's known figures, predicts ring, rhd and hier and orders them; a Ctrl-C to one rank on the second host ends
+every rank through the job link."""
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import collbench
@@ -31,6 +36,7 @@ def test_every_collective_and_algorithm_on_two_hosts(tmp_path):
             after = hosts.tx_bytes()
             assert r.returncode == 0, coll + r.stderr[-3000:] + r.stdout[-3000:]
             assert "4 ranks (2 per node, 2 nodes)" in r.stdout.splitlines()[0], r.stdout
+            assert "no job link" not in r.stdout, r.stdout            # rank 0 reached over TCP
             assert "# Out of bounds values : 0 OK" in r.stdout
             df = collbench.read_results(csv)
             assert set(df.algorithm) == set(runnable(coll)) and (df.nwrong == 0).all()
@@ -61,3 +67,30 @@ def test_shaped_fabric_prediction_and_order(tmp_path):
     t = df.pivot_table(index="nbytes", columns="algorithm", values="time_us")
     # the order the model gives (ring moves 1.5 n per host link, rhd and hier n)
     assert (t.ring > t.rhd).all() and (t.ring > t.hier).all(), t
+
+
+def test_a_signal_to_a_rank_on_the_other_host_ends_every_rank(tmp_path):
+    # Ctrl-C to one rank on the second host: the job link (TCP to rank 0 on the first host)
+    # ends every rank on both hosts with 130, one line, the rows saved so far kept
+    csv = tmp_path / "r.csv"
+    with Hosts(tmp_path, 2, tag=3) as hosts:
+        p = hosts.start(2, [sys.executable, "-m", "collbench", "run", "-b", "8", "-e", "64M",
+                            "-f", "2", "-n", "20", "--algo", "ring", "--csv", str(csv)],
+                        cwd=tmp_path)
+        try:
+            deadline = time.time() + 120      # liveness limits, not speed bounds
+            while time.time() < deadline and p.poll() is None and not (
+                    csv.exists() and len(pd.read_csv(csv, comment="#")) >= 4):
+                time.sleep(0.2)
+            victims = hosts.pids(hosts.names[1], "collbench")
+            assert len(victims) == 2, victims
+            os.kill(victims[-1], signal.SIGINT)
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, (p.returncode, err, out[-2000:])
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and f"({hosts.names[1]}): interrupted by SIGINT" in lines[0], err
+    df = pd.read_csv(csv, comment="#")
+    assert len(df) >= 4 and list(df.nbytes[:4]) == [8, 8, 16, 16]

@@ -4,12 +4,14 @@ code, and nothing already saved is lost.
 
 Time limits below are liveness limits (a hung job would take the subprocess timeout), not
 speed bounds: the jobs end within a fraction of a second when they work."""
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,8 +40,8 @@ def rank_pids(job_pid):
                   and "hydra" not in a)
 
 
-def start_long_run(csv):
-    return subprocess.Popen([str(MPIEXEC), "-n", "2", sys.executable, "-m", "collbench", "run",
+def start_long_run(csv, n=2):
+    return subprocess.Popen([str(MPIEXEC), "-n", str(n), sys.executable, "-m", "collbench", "run",
                              "-b", "8", "-e", "64M", "-f", "2", "-n", "50", "--algo", "ring",
                              "--csv", str(csv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
@@ -77,6 +79,68 @@ def test_signal_ends_job_with_one_line_and_keeps_rows(tmp_path, target, sig, cod
     assert "Traceback" not in err and "Assertion" not in err
     df = pd.read_csv(csv, comment="#")
     assert len(df) >= 4 and list(df.nbytes[:4]) == [8, 8, 16, 16]  # both placements
+
+
+def proxy_pid(job_pid):
+    """MPICH's hydra proxy under one mpiexec: the process that starts and reaps the ranks."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True,
+                         text=True).stdout
+    return next(int(p) for p, pp, a in (l.split(None, 2) for l in out.splitlines())
+                if int(pp) == job_pid and "hydra_pmi_proxy" in a)
+
+
+def ended(pid):
+    """True once the process has exited (a zombie its parent has not reaped yet counts)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
+
+
+@needs_mpi
+@pytest.mark.parametrize("sig, victim", [(signal.SIGINT, -1), (signal.SIGKILL, -1),
+                                         (signal.SIGKILL, 0)])
+def test_every_rank_ends_on_its_own_while_the_launcher_is_held(tmp_path, sig, victim):
+    # hydra ends the other ranks only if it reads the ended rank's PMI socket close before it
+    # reaps it; with its proxy held (SIGSTOP) while a rank ends it does not (before the job
+    # link the others waited forever; under load it once reported exit 9 instead of 130).
+    # Over the link every rank ends by itself, the launcher still held; then the job reports
+    # the signalled rank's code, or, for a rank killed outright, one line naming it.
+    csv = tmp_path / "r.csv"
+    p = start_long_run(csv, n=3)
+    proxy = None
+    try:
+        wait_rows(csv, 4, p)
+        ranks = rank_pids(p.pid)
+        proxy = proxy_pid(p.pid)
+        os.kill(proxy, signal.SIGSTOP)
+        os.kill(ranks[victim], sig)
+        deadline = time.time() + 60          # liveness limit; it takes milliseconds
+        while time.time() < deadline and not all(ended(r) for r in ranks):
+            time.sleep(0.05)
+        assert all(ended(r) for r in ranks), [(r, ended(r)) for r in ranks]
+        os.kill(proxy, signal.SIGCONT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if proxy:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proxy, signal.SIGCONT)
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    lines = [l for l in err.splitlines() if l.strip()]
+    if sig == signal.SIGINT:
+        assert p.returncode == 130, (p.returncode, err)
+        assert len(lines) == 1 and "rank 2 (" in lines[0] and "interrupted by SIGINT" in lines[0]
+    else:
+        # the killed rank's own status is the launcher's to report (SIGKILL: 9)
+        assert p.returncode != 0, (p.returncode, err)
+        ours = [l for l in lines if l.startswith("collbench run:")]
+        dead = 2 if victim == -1 else 0
+        assert len(ours) == 1 and f"rank {dead} (" in ours[0].split(": ", 2)[2], err
+        assert "ended without a word (killed or crashed); ending the job" in ours[0], err
+    assert "Traceback" not in err
+    df = pd.read_csv(csv, comment="#")
+    assert len(df) >= 4 and list(df.nbytes[:4]) == [8, 8, 16, 16]
 
 
 @needs_mpi

@@ -143,14 +143,14 @@ def test_rank_that_raises_ends_job_and_keeps_rows(tmp_path):
                "    return orig(ctx, s, r, comm)\n"
                "REGISTRY['ring'].runs['allreduce'] = boom\n")
     csv = tmp_path / "r.csv"
-    t0 = time.time()
+    # the timeout is the liveness limit: rank 0 waits in the ring for rank 1 until the job
+    # link ends it with rank 1's code
     r = mpirun(2, "-b", "8", "-e", "64K", "-f", "8", "--algo", "ring", "--csv", csv,
                env=env, timeout=60)
-    took = time.time() - t0
-    assert took < 30, (took, r.stderr)
-    assert r.returncode != 0, r.stdout
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     assert "injected failure" in r.stderr and "Traceback" not in r.stderr, r.stderr
-    assert "rank 1 (" in r.stderr and "RuntimeError" in r.stderr, r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "rank 1 (" in lines[0] and "RuntimeError" in lines[0], r.stderr
     df = pd.read_csv(csv, comment="#")
     out = df[df.placement == "out-of-place"]
     assert list(out.nbytes) == [8, 64, 512], (r.stdout, r.stderr)  # completed before the failure

@@ -11,6 +11,7 @@ import time
 
 from ..algorithms import COLLECTIVES, runnable
 from ..errors import CollbenchError, InputError, RunError
+from ..runtime import joblink
 from ..runtime.config import (
     RUN_DTYPES,
     RUN_OPS,
@@ -132,6 +133,10 @@ def run(args) -> int:
     comm = MPI.COMM_WORLD
     rank, host = comm.Get_rank(), socket.gethostname()
     exit_on_signals(rank, host)
+    unlinked = joblink.connect(comm, rank, host)
+    if unlinked and rank == 0:
+        emit(f"# collbench run: no job link ({unlinked}): a rank that ends leaves the others "
+             "to mpiexec")
     if base.dtype == "all" and any(mpi_lacks(c, MPI) for c in cfgs):
         cfgs = [c for c in cfgs if not mpi_lacks(c, MPI)]
         notes.append("bfloat16 left out: this MPI library has no MPI_BFLOAT16_T for --algo mpi")
@@ -150,12 +155,13 @@ def run(args) -> int:
     if cycles > 1 and rank == 0:
         emit(f"# collbench run: {cycles} cycles of the sweep (-N), each its own run")
     doc = open_nccl_json(cfgs, MPI, emit)   # one verdict on every rank, like setup's
-    codes = [_run_one(cfg, MPI, rank, host, doc) for cfg in cfgs]
+    codes = [_run_one(cfg, MPI, rank, host, doc, not unlinked) for cfg in cfgs]
     # wrong results (1) outrank expectations that fell short (3)
     return 1 if 1 in codes else max(codes)
 
 
-def _run_one(cfg: RunConfig, MPI, rank: int, host: str, doc: NcclJson | None) -> int:
+def _run_one(cfg: RunConfig, MPI, rank: int, host: str, doc: NcclJson | None,
+             linked: bool) -> int:
     state = setup(cfg, MPI, emit)    # collective verdicts: one error, every rank, exit 2
     state.nccl_json = doc
     try:
@@ -165,6 +171,8 @@ def _run_one(cfg: RunConfig, MPI, rank: int, host: str, doc: NcclJson | None) ->
         sys.stderr.write(f"collbench run: rank {rank} ({host}): {type(exc).__name__}: {exc}; "
                          "aborting the job (completed sizes are kept)\n")
         sys.stderr.flush()
+        if linked:                   # every rank ends on its own, with this code
+            joblink.end_job(code)
         # MPI_Abort tears the job down at once; give the launcher a moment to forward the
         # line first (under load, mpiexec lost it once in a CI run: exit 2, empty stderr)
         time.sleep(ABORT_GRACE_S)

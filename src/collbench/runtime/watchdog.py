@@ -1,11 +1,10 @@
 """Ends the job when one step of a run (a collective, a save, a barrier) takes too long."""
 from __future__ import annotations
 
-import os
 import sys
 import threading
 
-from ._signals import install
+from ._signals import end_job, install
 
 
 class Watchdog:
@@ -23,7 +22,7 @@ class Watchdog:
             sys.stderr.write(f"collbench run: rank {self.rank}: timed out after {seconds:g} s "
                              f"in {what}; ending the job (completed sizes are kept)\n")
             sys.stderr.flush()
-            os._exit(124)                # as timeout(1): distinct from the checks
+            end_job(124)                 # as timeout(1): distinct from the checks
         self.timer = threading.Timer(seconds, fire)
         self.timer.daemon = True
         self.timer.start()
