@@ -89,14 +89,22 @@ def connect(comm, rank: int, host: str) -> str | None:
     hosts = comm.allgather(host)
     got: dict[int, socket.socket] = {}
     stop = threading.Event()
+    offer: tuple[list[str], int, bytes] | str | None = None
     if rank == 0:
-        srv = socket.create_server(("", 0), backlog=min(size, 1024))
-        token = secrets.token_bytes(16)
-        offer = (_addresses(), srv.getsockname()[1], token)
-        t = threading.Thread(target=_hub_accepts, args=(srv, token, size - 1, got, stop),
-                             daemon=True)
-        t.start()
-    addrs, port, token = comm.bcast(offer if rank == 0 else None, root=0)
+        try:
+            srv = socket.create_server(("", 0), backlog=min(size, 1024))
+            token = secrets.token_bytes(16)
+            offer = (_addresses(), srv.getsockname()[1], token)
+        except OSError as exc:          # every rank learns it from the broadcast below
+            offer = f"rank 0 ({host}) cannot listen on TCP: {exc}"
+        else:
+            t = threading.Thread(target=_hub_accepts, args=(srv, token, size - 1, got, stop),
+                                 daemon=True)
+            t.start()
+    offer = comm.bcast(offer, root=0)
+    if isinstance(offer, str) or offer is None:
+        return offer or "no offer from rank 0"
+    addrs, port, token = offer
     mine = None if rank == 0 else _rank_connects(addrs, port, token, rank)
     missing = comm.allgather(rank != 0 and mine is None)
     if rank == 0:
