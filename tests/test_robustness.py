@@ -26,18 +26,23 @@ needs_mpi = pytest.mark.skipif(not MPIEXEC.exists(),
                                       "python (pip install '.[mpi]')")
 
 
-def rank_pids(job_pid):
-    """PIDs of the collbench ranks under one mpiexec (its proxies' children)."""
+def processes():
+    """(pid, parent pid, command line) of every process."""
     out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True,
                          text=True).stdout
-    procs = [l.split(None, 2) for l in out.splitlines() if l.strip()]
+    return [(int(p), int(pp), a) for p, pp, a in (l.split(None, 2) for l in out.splitlines()
+                                                  if l.strip())]
+
+
+def rank_pids(job_pid):
+    """PIDs of the collbench ranks under one mpiexec (its proxies' children)."""
+    procs = processes()
     tree, frontier = set(), {job_pid}
     while frontier:
-        kids = {int(p) for p, pp, _ in procs if int(pp) in frontier}
+        kids = {p for p, pp, _ in procs if pp in frontier}
         tree |= kids
         frontier = kids
-    return sorted(int(p) for p, _, a in procs if int(p) in tree and "collbench" in a
-                  and "hydra" not in a)
+    return sorted(p for p, _, a in procs if p in tree and "collbench" in a and "hydra" not in a)
 
 
 def start_long_run(csv, n=2):
@@ -83,10 +88,7 @@ def test_signal_ends_job_with_one_line_and_keeps_rows(tmp_path, target, sig, cod
 
 def proxy_pid(job_pid):
     """MPICH's hydra proxy under one mpiexec: the process that starts and reaps the ranks."""
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True,
-                         text=True).stdout
-    return next(int(p) for p, pp, a in (l.split(None, 2) for l in out.splitlines())
-                if int(pp) == job_pid and "hydra_pmi_proxy" in a)
+    return next(p for p, pp, a in processes() if pp == job_pid and "hydra_pmi_proxy" in a)
 
 
 def ended(pid):

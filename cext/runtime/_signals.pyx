@@ -91,7 +91,6 @@ cdef enum:
     MAXPEERS = 4096
     LINE = 512
 cdef int _linked = 0
-cdef int _hub = 0
 cdef int _n = 0                    # sockets: the hub has one per other rank, the others one
 cdef int _fds[MAXPEERS]
 cdef char *_lines = NULL           # _n lines of LINE bytes: "rank X died" for each socket
@@ -298,7 +297,7 @@ def install(str prefix, str suffix):
 def link(bint hub, list fds, list lines, int devnull, int linger_ms=3000):
     """Start the watcher thread on connected sockets (the hub: one per other rank; a rank:
     its one to the hub).  ``lines[i]`` is what to print if the other end of ``fds[i]`` dies."""
-    global _linked, _hub, _n, _lines, _devnull, _linger_ms
+    global _linked, _n, _lines, _devnull, _linger_ms
     if _linked:
         raise RuntimeError("the job link is already up")
     if not 0 < len(fds) <= MAXPEERS or len(lines) != len(fds):
@@ -312,7 +311,7 @@ def link(bint hub, list fds, list lines, int devnull, int linger_ms=3000):
     for i in range(len(fds)):
         _fds[i] = fds[i]
         _line_len[i] = _store(_lines + i * LINE, lines[i].encode())
-    _n, _hub, _devnull, _linger_ms = len(fds), hub, devnull, linger_ms
+    _n, _devnull, _linger_ms = len(fds), devnull, linger_ms
     cdef pthread_t t
     cdef sigset_t all_, old
     sigfillset(&all_)

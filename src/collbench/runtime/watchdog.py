@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 import threading
 
-from ._signals import end_job, install
+from ._signals import install
+from .joblink import end_job
 
 
 class Watchdog:
