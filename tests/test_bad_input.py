@@ -60,6 +60,15 @@ def test_algorithm_that_does_not_fit():
     ("name = 'x'\n[protocols.LL]\nalgorithms=['warp']\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
      "non-empty list of: ring"),
     ("name = 'x'\nprotocols=3\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n", "table of tables"),
+    ("name = 'x'\n[protocols.LL]\nalgorithms=['ring']\n[protocols.LL.tree]\nbw_factor=0.5\n"
+     "[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "protocols.LL.tree: not an algorithm this protocol runs; valid: ring"),
+    ("name = 'x'\n[protocols.LL]\nalgorithms=['tree']\n[protocols.LL.tree]\nalgorithms=['ring']\n"
+     "[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "protocols.LL.tree: unknown keys \\['algorithms'\\]; valid keys: base_us, step_us, bw_factor$"),
+    ("name = 'x'\n[protocols.LL]\nalgorithms=['tree']\n[protocols.LL.tree]\nstep_us=[1, 2]\n"
+     "[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "protocols.LL.tree.step_us must be a list of 1 numbers"),
 ])
 def test_broken_toml(tmp_path, text, words):
     p = tmp_path / "s.toml"

@@ -91,14 +91,18 @@ def test_full_mesh_ring_uses_one_link():
 def test_nccl_latency_split_intra_inter():
     # NCCL: ring = base + (2(n-1) - 2(nodes-1)) intra + 2(nodes-1) inter;
     #       tree = base + 2((ppn-1) ... ) -> collbench: 2 (log2 ppn intra + log2 nodes inter)
-    # (+ the launch/synchronisation floor of the network tier, fitted to the corpus)
+    # (+ the launch/synchronisation floor of the network tier, fitted to the corpus);
+    # at 8 B both run LL: Ring/LL 6.6 base, 0.6 NVLink, 2.7 network; Tree/LL its own 6.8,
+    # 0.6 and 5.0 (tuning.cc)
     s = collbench.preset("dgx-h100")
     sync = s.tiers[1].sync_us
     assert sync > 0
     r = one(s, 8, "ring", p=16)
     assert r.latency_us == pytest.approx(6.6 + 28 * 0.6 + 2 * 2.7 + sync)
+    assert r.variant == "ring/LL"
     r = one(s, 8, "tree", p=64)
-    assert r.latency_us == pytest.approx(6.6 + 2 * (3 * 0.6 + 3 * 2.7) + sync)
+    assert r.latency_us == pytest.approx(6.8 + 2 * (3 * 0.6 + 3 * 5.0) + sync)
+    assert r.variant == "tree/LL"
 
 
 def test_sync_floor_is_the_outermost_tier_spanned():
@@ -142,6 +146,35 @@ def test_protocols_by_hand():
     # the reference agrees
     t, lat, bw, _ = reference.cost(s, 4, 1e8, algorithm="ring", library_only=False)
     assert (lat, bw) == (pytest.approx(31), pytest.approx(1500))
+
+
+def test_protocol_numbers_of_one_algorithm():
+    # [protocols.LL.tree]: Tree runs LL with 1 us more per call, 2 us more per step and 0.25
+    # of the bandwidth (NCCL's Tree has constants of its own); Ring keeps the protocol's
+    base = replace(flat_system(), library_algorithms=("ring", "tree"), protocols={
+        "LL": {"base_us": 0.0, "step_us": (0.0,), "bw_factor": 0.5,
+               "algorithms": ("ring", "tree")}})
+    s = replace(base, protocols={"LL": {**base.protocols["LL"], "by_algorithm": {
+        "tree": {"base_us": 1.0, "step_us": (2.0,), "bw_factor": 0.25}}}})
+    assert s.protocol("LL", "tree") == {**base.protocols["LL"], "base_us": 1.0,
+                                        "step_us": (2.0,), "bw_factor": 0.25,
+                                        "by_algorithm": s.protocols["LL"]["by_algorithm"]}
+    assert s.protocol("LL", "ring")["bw_factor"] == 0.5
+    for n in (8, 1e8):
+        r0, r1 = one(base, n, "ring"), one(s, n, "ring")
+        assert (r1.latency_us, r1.bandwidth_us) == (r0.latency_us, r0.bandwidth_us)
+        t0, t1 = one(base, n, "tree"), one(s, n, "tree")
+        assert t1.variant == "tree/LL"
+        steps = (t0.latency_us - 5.0) / 1.0      # flat_system: base 5 us, 1 us per step
+        assert t1.latency_us == pytest.approx(t0.latency_us + 1.0 + 2.0 * steps)
+        assert t1.bandwidth_us == pytest.approx(2 * t0.bandwidth_us)
+        ref = reference.cost(s, 4, n, algorithm="tree", library_only=False)
+        assert ref[1] == pytest.approx(t1.latency_us) and ref[2] == pytest.approx(t1.bandwidth_us)
+    # TOML: a [protocols.LL.tree] table; read back equal; describe() names it
+    text = s.to_toml()
+    assert "[protocols.LL.tree]" in text
+    assert System.from_dict(tomllib.loads(text)) == s
+    assert "tree/LL: base +1 us, per step +2 us, bandwidth x0.25" in s.describe()
 
 
 def test_channels_span_a_full_mesh():
@@ -266,6 +299,7 @@ def test_toml_round_trip(tmp_path, name):
     path.write_text(s.to_toml())
     t = collbench.System.from_toml(path)
     assert t == s
+    assert t.sources == s.sources        # dotted source keys ("protocols.LL") stay one key
     a = collbench.estimate(s, [1 << 20], nranks=64)
     b = collbench.estimate(str(path), [1 << 20], nranks=64)
     assert a.time_us.iloc[0] == b.time_us.iloc[0]

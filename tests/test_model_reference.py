@@ -31,7 +31,8 @@ tiers_st = st.builds(
 
 def _protocols(ntiers, extra):
     """None, or an LL-like protocol (the tiers' latencies, half bandwidth) and a Simple-like
-    one (more latency per call and per step, full bandwidth)."""
+    one (more latency per call and per step, full bandwidth), which the tree runs with
+    numbers of its own (as NCCL's Tree does)."""
     if extra is None:
         return {}
     algos = ("ring", "tree", "pairwise")
@@ -39,7 +40,9 @@ def _protocols(ntiers, extra):
                    "algorithms": algos},
             "Simple": {"base_us": extra[0], "step_us": tuple(extra[1] * (k + 1)
                                                              for k in range(ntiers)),
-                       "bw_factor": 1.0, "algorithms": algos}}
+                       "bw_factor": 1.0, "algorithms": algos,
+                       "by_algorithm": {"tree": {"step_us": (extra[1] + 1.0,) * ntiers,
+                                                 "bw_factor": 0.9}}}}
 
 
 systems_st = st.builds(

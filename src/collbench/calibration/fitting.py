@@ -492,6 +492,9 @@ def _fitted_system(base, params, data, rows, files, free_bw, name) -> System:
                 sources["bw_gbps"] = note + "; peak of the fitted efficiency curve"
         lo_b = v[("llo", k)].value
         hi_b = lo_b * math.exp(v[("span", k)].value)
+        flat = lo_b > data.nbytes.max()
+        if flat:    # the curve starts rising past every measured size: flat at eff_lo over
+            e_hi, hi_b = e_lo, lo_b * 1.1   # them, and not left to run beyond real sizes
         new = replace(t, bw_gbps=float(bw), lat_sw_us=v[("lat", k)].value, eff_lo=e_lo, eff_hi=e_hi,
                       eff_lo_bytes=float(round(lo_b)), eff_hi_bytes=float(round(hi_b)))
         for kind, field in (("lat", "lat_sw_us"), ("eff_lo", "eff_lo"), ("eff_hi", "eff_hi"),
@@ -508,6 +511,9 @@ def _fitted_system(base, params, data, rows, files, free_bw, name) -> System:
         for field in ("size", "topology", "lat_hw_us", "oversub", "innet", "innet_eff",
                       "innet_lat_us"):
             sources.setdefault(field, "collbench default for a system fitted to measurements")
+        if flat:
+            sources["eff_hi"] = (f"eff_lo: the fitted curve starts rising at "
+                                 f"{human(lo_b, space=True)}, past every measured size ({note})")
         if new.eff_hi_bytes <= new.eff_lo_bytes:
             new = replace(new, eff_hi_bytes=new.eff_lo_bytes * 1.1)
         tiers.append(replace(new, sources=sources))

@@ -153,10 +153,10 @@ class Compiled:
             # latencies and bandwidth factor; the group keeps the cheapest at each size
             protos: list[str | None] = list(system.protocols_for(name)) or [None]
             for proto in protos:
-                got = build(system.with_protocol(proto) if proto else system,
+                got = build(system.with_protocol(proto, name) if proto else system,
                             self.nranks, self.collective, name, allowed)
                 if proto:           # (fresh plans: build() makes new ones each call)
-                    f = system.protocols[proto]["bw_factor"]
+                    f = system.protocol(proto, name)["bw_factor"]
                     for pl in got:
                         pl.label = f"{pl.label}/{proto}"
                         pl.mul_hi, pl.mul_lo = pl.mul_hi * f, pl.mul_lo * f

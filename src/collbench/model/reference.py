@@ -56,8 +56,8 @@ def cost(system: Any, nranks: int, nbytes: float, *, collective: str = "allreduc
     for proto in protos:
         s = system
         if proto:
-            f = system.protocols[proto]["bw_factor"]
-            s = system.with_protocol(proto)
+            f = system.protocol(proto, name)["bw_factor"]
+            s = system.with_protocol(proto, name)
             s = replace(s, tiers=tuple(replace(t, bw_gbps=t.bw_gbps * f) for t in s.tiers))
         ctx = RefContext(frozenset(REGISTRY) if label else frozenset(allowed), _flat,
                          partial(_total, s), label)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -110,10 +111,18 @@ class System:
         """The protocols ``algorithm`` runs with on this system ([] : the implicit one)."""
         return [n for n, d in self.protocols.items() if algorithm in d["algorithms"]]
 
-    def with_protocol(self, name: str) -> System:
-        """The system as protocol ``name`` sees it: its base and per-step latencies added
-        (its bandwidth factor is applied to the plans, see ``engine.Compiled``)."""
+    def protocol(self, name: str, algorithm: str | None = None) -> dict[str, Any]:
+        """Protocol ``name``'s base latency, per-step latencies and bandwidth factor as
+        ``algorithm`` runs it: the protocol's own numbers, with the keys of its
+        per-algorithm table (NCCL's Tree has constants of its own) put over them."""
         d = self.protocols[name]
+        return {**d, **d.get("by_algorithm", {}).get(algorithm, {})}
+
+    def with_protocol(self, name: str, algorithm: str | None = None) -> System:
+        """The system as protocol ``name`` sees it when ``algorithm`` runs it: its base and
+        per-step latencies added (its bandwidth factor is applied to the plans, see
+        ``engine.Compiled``)."""
+        d = self.protocol(name, algorithm)
         return replace(self, base_lat_us=self.base_lat_us + d["base_us"], tiers=tuple(
             replace(t, lat_sw_us=max(0.0, t.lat_sw_us + s)) for t, s in zip(self.tiers, d["step_us"])))
 
@@ -161,6 +170,11 @@ class System:
             steps = ", ".join(f"{x:+g}" for x in d["step_us"])
             lines.append(f"  protocol {name} ({', '.join(d['algorithms'])}): base {d['base_us']:+g} us, "
                          f"per step {steps} us, bandwidth x{d['bw_factor']:g}")
+            for algo in d.get("by_algorithm", {}):
+                o = self.protocol(name, algo)
+                steps = ", ".join(f"{x:+g}" for x in o["step_us"])
+                lines.append(f"    {algo}/{name}: base {o['base_us']:+g} us, per step {steps} us, "
+                             f"bandwidth x{o['bw_factor']:g}")
         for key, src in self.sources.items():
             lines.append(f"  {key}: {src}")
         return "\n".join(lines)
@@ -279,12 +293,14 @@ def _system_from_dict(data: Any, where: str) -> System:
 
 IMPLEMENTATION_KEYS = ("step_us", "base_us", "bw_factor", "bw_factor_lo")
 PROTOCOL_KEYS = ("base_us", "step_us", "bw_factor", "algorithms")
+OVERRIDE_KEYS = ("base_us", "step_us", "bw_factor")
 MAX_PROTOCOLS = 4
 
 
 def _protocols(raw: Any, ntiers: int, where: str) -> dict[str, dict[str, Any]]:
     """A system's [protocols.NAME] tables: latencies added per call and per step on each
-    tier, a bandwidth factor, and the algorithms that run the protocol."""
+    tier, a bandwidth factor, and the algorithms that run the protocol; a sub-table
+    [protocols.NAME.ALGORITHM] gives one of those algorithms numbers of its own."""
     if not isinstance(raw, dict) or not all(isinstance(d, dict) for d in raw.values()):
         raise SystemFileError(f"{where}: protocols must be a table of tables ([protocols.LL] ...)")
     if len(raw) > MAX_PROTOCOLS:
@@ -294,24 +310,42 @@ def _protocols(raw: Any, ntiers: int, where: str) -> dict[str, dict[str, Any]]:
         w = f"protocols.{name}"
         if "/" in name or not name:
             raise SystemFileError(f"{where}: {w}: a protocol name may not be empty or hold '/'")
-        bad = sorted(set(d) - set(PROTOCOL_KEYS))
-        if bad:
-            raise SystemFileError(f"{where}: {w}: unknown keys {bad}; valid keys: "
-                                  f"{', '.join(PROTOCOL_KEYS)}")
-        steps = d.get("step_us", [0.0] * ntiers)
-        if not isinstance(steps, list) or len(steps) != ntiers:
-            raise SystemFileError(f"{where}: {w}.step_us must be a list of {ntiers} numbers, "
-                                  "one per tier")
         algos = d.get("algorithms", ["ring", "tree"])
         if not isinstance(algos, list) or not algos or any(a not in MODEL_ALGORITHMS for a in algos):
             raise SystemFileError(f"{where}: {w}.algorithms must be a non-empty list of: "
                                   f"{', '.join(MODEL_ALGORITHMS)}")
-        out[str(name)] = {
-            "base_us": _num(where, f"{w}.base_us", d.get("base_us", 0.0), lo=-1e6, hi=1e6),
-            "step_us": tuple(_num(where, f"{w}.step_us", x, lo=-1e6, hi=1e6) for x in steps),
-            "bw_factor": _num(where, f"{w}.bw_factor", d.get("bw_factor", 1.0), lo=1e-6, hi=1.0),
-            "algorithms": tuple(str(a) for a in algos)}
+        subs = {k: v for k, v in d.items() if isinstance(v, dict)}
+        spec = _protocol_numbers({k: v for k, v in d.items() if k not in subs}, ntiers, where,
+                                 w, PROTOCOL_KEYS)
+        spec["algorithms"] = tuple(str(a) for a in algos)
+        by_algorithm = {}
+        for algo, o in subs.items():
+            if algo not in algos:
+                raise SystemFileError(f"{where}: {w}.{algo}: not an algorithm this protocol "
+                                      f"runs; valid: {', '.join(algos)}")
+            by_algorithm[str(algo)] = {k: v for k, v in _protocol_numbers(
+                o, ntiers, where, f"{w}.{algo}", OVERRIDE_KEYS).items() if k in o}
+        if by_algorithm:
+            spec["by_algorithm"] = by_algorithm
+        out[str(name)] = spec
     return out
+
+
+def _protocol_numbers(d: dict, ntiers: int, where: str, w: str,
+                      valid: tuple[str, ...]) -> dict[str, Any]:
+    """The numbers of one protocol table (or one algorithm's table under it)."""
+    bad = sorted(set(d) - set(valid))
+    if bad:
+        more = " and a table per algorithm it runs" if valid is PROTOCOL_KEYS else ""
+        raise SystemFileError(f"{where}: {w}: unknown keys {bad}; valid keys: "
+                              f"{', '.join(valid)}{more}")
+    steps = d.get("step_us", [0.0] * ntiers)
+    if not isinstance(steps, list) or len(steps) != ntiers:
+        raise SystemFileError(f"{where}: {w}.step_us must be a list of {ntiers} numbers, "
+                              "one per tier")
+    return {"base_us": _num(where, f"{w}.base_us", d.get("base_us", 0.0), lo=-1e6, hi=1e6),
+            "step_us": tuple(_num(where, f"{w}.step_us", x, lo=-1e6, hi=1e6) for x in steps),
+            "bw_factor": _num(where, f"{w}.bw_factor", d.get("bw_factor", 1.0), lo=1e-6, hi=1.0)}
 
 
 CALIBRATION_KEYS = {"date": str, "files": list, "rows": int, "min_bytes": int, "max_bytes": int,
@@ -381,6 +415,12 @@ def _toml_value(v):
     return f'"{s}"'
 
 
+def _toml_key(k: str) -> str:
+    """A key as TOML reads it back: bare when it can be, quoted otherwise (a dotted
+    source key such as "protocols.LL" is one key, not a table)."""
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _toml_value(k)
+
+
 def system_to_toml(system: System, *, comments: dict | None = None) -> str:
     out = []
     for c in (comments or {}).get("header", []):
@@ -390,13 +430,16 @@ def system_to_toml(system: System, *, comments: dict | None = None) -> str:
         out.append(f"{key} = {_toml_value(getattr(system, key))}")
     if system.sources:
         out.append("\n[sources]")
-        out += [f"{k} = {_toml_value(v)}" for k, v in system.sources.items()]
+        out += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in system.sources.items()]
     if system.calibration:
         out.append("\n[calibration]")
         out += [f"{k} = {_toml_value(v)}" for k, v in system.calibration.items()]
     for name, d in system.protocols.items():
         out.append(f"\n[protocols.{name}]")
-        out += [f"{k} = {_toml_value(v)}" for k, v in d.items()]
+        out += [f"{k} = {_toml_value(v)}" for k, v in d.items() if k != "by_algorithm"]
+        for algo, o in d.get("by_algorithm", {}).items():
+            out.append(f"\n[protocols.{name}.{algo}]")
+            out += [f"{k} = {_toml_value(v)}" for k, v in o.items()]
     for name, d in system.implementations.items():
         out.append(f"\n[implementations.{name}]")
         out += [f"{k} = {_toml_value(v)}" for k, v in d.items()]
@@ -407,7 +450,7 @@ def system_to_toml(system: System, *, comments: dict | None = None) -> str:
                 out.append(f"{f.name} = {_toml_value(getattr(t, f.name))}")
         if t.sources:
             out.append("[tiers.sources]")
-            out += [f"{k} = {_toml_value(v)}" for k, v in t.sources.items()]
+            out += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in t.sources.items()]
     return "\n".join(out) + "\n"
 
 
