@@ -453,6 +453,14 @@ def check_physical(system: System, rows: pd.DataFrame) -> None:
                            f"message size ({t.eff_hi_bytes:.3g} B) to follow rows that are faster "
                            "than the line rate allows; the base system's bandwidth is too low "
                            "for these measurements")
+    # a fit that stayed far slower than the rows where bandwidth rules (the largest sizes)
+    # could not follow them: they are faster than the system's line rates allow
+    big = rows[rows["nbytes"] >= rows["nbytes"].max() / 16]
+    slow = float(np.median(big["time_us"] / big["predicted_us"]))
+    if slow < 0.5:
+        raise FitError(f"the rows at the largest sizes are {1 / slow:.3g}x faster than the fitted "
+                       "system at full efficiency (faster than the line rate allows); the base "
+                       "system's bandwidth is too low for these measurements")
     if system.reduce_gbps > MAX_REDUCE_GBPS * (1 + 1e-9):
         raise FitError(f"fitted reduction rate {system.reduce_gbps:.3g} GB/s is faster than any "
                        f"memory ({MAX_REDUCE_GBPS:g} GB/s); the rows do not identify it")
