@@ -350,7 +350,8 @@ def test_check_physical_refuses_what_no_hardware_does():
     base = collbench.System.from_dict({"name": "b", "tiers": [{"name": "t", "size": 8,
                                                                "bw_gbps": 100.0}]})
     base = dataclasses.replace(base, calibration={"geomean_error": 0.05})
-    rows = pd.DataFrame({"predicted_us": [10.0, 20.0]})
+    rows = pd.DataFrame({"nbytes": [1 << 20, 1 << 30], "time_us": [11.0, 19.0],
+                         "predicted_us": [10.0, 20.0]})
     check_physical(base, rows)                                       # a sound one passes
     t = base.tiers[0]
     cases = [
@@ -362,4 +363,7 @@ def test_check_physical_refuses_what_no_hardware_does():
         with pytest.raises(FitError, match=words):
             check_physical(system, rows)
     with pytest.raises(FitError, match="finite"):
-        check_physical(base, pd.DataFrame({"predicted_us": [10.0, float("nan")]}))
+        check_physical(base, rows.assign(predicted_us=[10.0, float("nan")]))
+    # the largest sizes measured 3x faster than the fit gives at full efficiency
+    with pytest.raises(FitError, match="3x faster than the fitted system .*line rate"):
+        check_physical(base, rows.assign(time_us=[11.0, 20.0 / 3]))
