@@ -181,14 +181,21 @@ def test_killed_rank_keeps_rows(tmp_path):
                           "-b", "8", "-e", "64M", "-f", "2", "-n", "50", "--algo", "ring",
                           "--csv", str(csv), "-J", str(js)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not (csv.exists() and len(pd.read_csv(csv, comment="#")) >= 4):
+    import json
+
+    def done() -> bool:   # both files hold the sizes 8 and 16 (each is replaced whole, the
+        try:              # JSON just after the CSV, so wait for both before the kill)
+            return (len(pd.read_csv(csv, comment="#")) >= 4
+                    and len(json.loads(js.read_text())["results"]) >= 2)
+        except (OSError, ValueError, KeyError):
+            return False
+    deadline = time.time() + 300                # a liveness limit, not a speed bound
+    while time.time() < deadline and not done():
         time.sleep(0.2)
     os.killpg(p.pid, signal.SIGKILL)           # the whole job dies mid-run
     p.wait(timeout=30)
     df = pd.read_csv(csv, comment="#")         # still a complete, readable file
     assert len(df) >= 4 and list(df.nbytes[:4]) == [8, 8, 16, 16]          # both placements
-    import json
     doc = json.loads(js.read_text())           # -J too: complete, with the sizes done
     assert [r["size"] for r in doc["results"][:2]] == [8, 16]
 
