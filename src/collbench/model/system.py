@@ -166,15 +166,13 @@ class System:
                 + ", ".join(flags))
             for key, src in t.sources.items():
                 lines.append(f"      {key}: {src}")
-        for name, d in self.protocols.items():
+        def numbers(d: dict[str, Any]) -> str:
             steps = ", ".join(f"{x:+g}" for x in d["step_us"])
-            lines.append(f"  protocol {name} ({', '.join(d['algorithms'])}): base {d['base_us']:+g} us, "
-                         f"per step {steps} us, bandwidth x{d['bw_factor']:g}")
-            for algo in d.get("by_algorithm", {}):
-                o = self.protocol(name, algo)
-                steps = ", ".join(f"{x:+g}" for x in o["step_us"])
-                lines.append(f"    {algo}/{name}: base {o['base_us']:+g} us, per step {steps} us, "
-                             f"bandwidth x{o['bw_factor']:g}")
+            return f"base {d['base_us']:+g} us, per step {steps} us, bandwidth x{d['bw_factor']:g}"
+        for name, d in self.protocols.items():
+            lines.append(f"  protocol {name} ({', '.join(d['algorithms'])}): {numbers(d)}")
+            lines += [f"    {algo}/{name}: {numbers(self.protocol(name, algo))}"
+                      for algo in d.get("by_algorithm", {})]
         for key, src in self.sources.items():
             lines.append(f"  {key}: {src}")
         return "\n".join(lines)
@@ -316,7 +314,7 @@ def _protocols(raw: Any, ntiers: int, where: str) -> dict[str, dict[str, Any]]:
                                   f"{', '.join(MODEL_ALGORITHMS)}")
         subs = {k: v for k, v in d.items() if isinstance(v, dict)}
         spec = _protocol_numbers({k: v for k, v in d.items() if k not in subs}, ntiers, where,
-                                 w, PROTOCOL_KEYS)
+                                 w, PROTOCOL_KEYS, " and a table per algorithm it runs")
         spec["algorithms"] = tuple(str(a) for a in algos)
         by_algorithm = {}
         for algo, o in subs.items():
@@ -331,12 +329,12 @@ def _protocols(raw: Any, ntiers: int, where: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _protocol_numbers(d: dict, ntiers: int, where: str, w: str,
-                      valid: tuple[str, ...]) -> dict[str, Any]:
-    """The numbers of one protocol table (or one algorithm's table under it)."""
+def _protocol_numbers(d: dict, ntiers: int, where: str, w: str, valid: tuple[str, ...],
+                      more: str = "") -> dict[str, Any]:
+    """The numbers of one protocol table (or one algorithm's table under it); ``more``
+    follows the valid keys in the error."""
     bad = sorted(set(d) - set(valid))
     if bad:
-        more = " and a table per algorithm it runs" if valid is PROTOCOL_KEYS else ""
         raise SystemFileError(f"{where}: {w}: unknown keys {bad}; valid keys: "
                               f"{', '.join(valid)}{more}")
     steps = d.get("step_us", [0.0] * ntiers)
