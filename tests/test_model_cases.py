@@ -9,7 +9,13 @@ import pytest
 
 import collbench
 from collbench.model import reference
-from collbench.model.system import SYSTEM_NUMBERS, TIER_NUMBERS, System, Tier
+from collbench.model.system import (
+    SYSTEM_NUMBERS,
+    TIER_NUMBERS,
+    TIER_OPTIONAL_NUMBERS,
+    System,
+    Tier,
+)
 
 
 def flat_system(p=4, bw=100.0, a=1.0, base=5.0, red=1000.0, topology="switch", innet=False,
@@ -177,6 +183,31 @@ def test_protocol_numbers_of_one_algorithm():
     assert "tree/LL: base +1 us, per step +2 us, bandwidth x0.25" in s.describe()
 
 
+def test_one_point_to_point_peer_gets_its_share_of_a_tier():
+    # peer_share 0.25: one send/receive peer moves at a quarter of the tier (NCCL's 2 p2p
+    # channels per network peer); k peers in flight at once reach min(1, k/4) of it
+    shared = flat_system(p=8, bw=10.0, peer_share=0.25)
+    full = flat_system(p=8, bw=10.0)
+    for coll, algo, p, slower in [("sendrecv", "ring", 8, 4.0), ("all_to_all", "pairwise", 2, 4.0),
+                                  ("all_to_all", "pairwise", 4, 4 / 3), ("all_to_all", "mesh", 4, 4 / 3),
+                                  ("all_to_all", "pairwise", 8, 1.0), ("all_to_all", "mesh", 8, 1.0)]:
+        a, b = one(shared, 1e8, algo, coll, p), one(full, 1e8, algo, coll, p)
+        assert a.bandwidth_us == pytest.approx(slower * b.bandwidth_us), (coll, algo, p)
+        assert a.latency_us == b.latency_us
+        ref = reference.cost(shared, p, 1e8, algorithm=algo, collective=coll, library_only=False)
+        assert ref[2] == pytest.approx(a.bandwidth_us), (coll, algo, p)
+    # a ring's channels are not point-to-point peers: its all-reduce does not change
+    assert one(shared, 1e8, "ring").bandwidth_us == one(full, 1e8, "ring").bandwidth_us
+    # TOML round trip, describe(), and a share outside (0, 1] is refused naming the range
+    shared = replace(shared, library_algorithms=("ring", "pairwise"))
+    assert System.from_dict(tomllib.loads(shared.to_toml())) == shared
+    assert "one p2p peer x0.25" in shared.describe()
+    bad = tomllib.loads(shared.to_toml())
+    bad["tiers"][0]["peer_share"] = 1.5
+    with pytest.raises(collbench.CollbenchError, match=r"peer_share=1.5 is outside \[1e-06, 1.0\]"):
+        System.from_dict(bad)
+
+
 def test_channels_span_a_full_mesh():
     # 4 ranks on a full mesh: one ring uses 1 of the 3 links per chip (bandwidth x3); a
     # library whose channels lay rings over different links (NCCL) uses all three
@@ -288,6 +319,9 @@ def test_every_preset_number_has_a_source(name):
                 continue
             assert key in tier, (tier["name"], key)
             assert len(tier["sources"].get(key, "")) > 10, (tier["name"], key)
+        for key in TIER_OPTIONAL_NUMBERS:
+            if key in tier:
+                assert len(tier["sources"].get(key, "")) > 10, (tier["name"], key)
     for proto in raw.get("protocols", {}):
         assert len(raw["sources"].get(f"protocols.{proto}", "")) > 10, proto
 

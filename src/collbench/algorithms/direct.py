@@ -21,6 +21,10 @@ mesh = Algorithm("mesh", "one-shot direct: every rank sends its data to every pe
                  direct_shots=1)
 pairwise = Algorithm("pairwise", "pairwise exchange: p-1 steps, at step s send to r+s and receive "
                                 "from r-s (one peer at a time)")
+# The model's bandwidth of a pairwise step: a library's grouped send/receive (NCCL's
+# all-to-all) keeps the schedule's peers across a tier in flight together over its p2p
+# channels, so the c peers across tier i share it at Tier.peer_rate(c); with the default
+# peer_share of 1 (collbench's own Sendrecv loop over MPI) nothing changes.
 mesh2 = Algorithm("mesh2", "two-shot direct: direct reduce-scatter, then direct all-gather",
                   direct_shots=2)
 
@@ -32,7 +36,7 @@ def direct_plan(g: Geometry, algo: str, frac_per_peer: float, rounds: int, red: 
     need_switched(g, algo)
     plan.lat += rounds * g.a[g.L - 1]
     for i in range(g.L):
-        g.add(plan, i, rounds * frac_per_peer * g.peers[i])
+        g.add(plan, i, rounds * frac_per_peer * g.peers[i] / g.tiers[i].peer_rate(g.peers[i]))
     plan.red += red / g.scale
     return plan
 
@@ -41,7 +45,8 @@ def direct_reference(r: RefLevels, frac_per_peer: float, rounds: int, red: float
                      ) -> tuple[float, float, float]:
     if not r.switched():
         raise NotApplicable("direct paths")
-    bw = max(rounds * frac_per_peer * r.m * r.peers(i) / r.rate(i) for i in range(r.L))
+    bw = max(rounds * frac_per_peer * r.m * r.peers(i)
+             / (r.rate(i) * r.lv[i][0].peer_rate(r.peers(i))) for i in range(r.L))
     return rounds * r.lat(r.L - 1), bw, red * r.m
 
 
@@ -108,7 +113,7 @@ def _pairwise_plan(g: Geometry, ctx: PlanContext) -> Plan:
         return plan
     for i, c in enumerate(_pairwise_counts(g.R, g.p)):
         plan.lat += c * g.a[i]
-        g.add(plan, i, c * g.lf[i] / g.p)
+        g.add(plan, i, c * g.lf[i] / g.p / g.tiers[i].peer_rate(c))
     return plan
 
 
@@ -118,7 +123,7 @@ def _pairwise_ref(r: RefLevels) -> tuple[float, float, float]:
     bounds = [int(r.lv[i][2]) for i in range(r.L)] + [r.p]
     for i, c in enumerate(_pairwise_counts(bounds, r.p)):
         lat += c * r.lat(i)
-        bw += c * r.m * r.link(i) / (r.p * r.rate(i))
+        bw += c * r.m * r.link(i) / (r.p * r.rate(i) * r.lv[i][0].peer_rate(c))
     return lat, bw, 0.0
 
 

@@ -58,13 +58,14 @@ def _plan_chain(g: Geometry, ctx: PlanContext) -> Plan:
 def _plan_sendrecv(g: Geometry, ctx: PlanContext) -> Plan:
     """One neighbour exchange: every rank r sends n bytes to r+1.  The outermost tier crossed
     sets the latency; at each tier boundary one chip sends over its own link (unlike a ring's
-    channels, a single exchange cannot spread over the group's other links)."""
+    channels, a single exchange cannot spread over the group's other links) to one peer, at
+    the share of the tier one point-to-point peer gets (``Tier.peer_share``)."""
     plan = g.new("ring", mode=MAX)
     if g.p == 1:
         return plan
     plan.lat += g.a[g.L - 1]
     for i in range(g.L):
-        g.add(plan, i, g.lf[i])
+        g.add(plan, i, g.lf[i] / g.tiers[i].peer_rate(1))
     return plan
 
 
@@ -121,7 +122,7 @@ def _ref_reduce(r: RefLevels) -> tuple[float, float, float]:
 
 @ring.reference("sendrecv")
 def _ref_sendrecv(r: RefLevels) -> tuple[float, float, float]:
-    nb = max(r.m * r.link(i) / r.rate(i) for i in range(r.L))
+    nb = max(r.m * r.link(i) / (r.rate(i) * r.lv[i][0].peer_rate(1)) for i in range(r.L))
     return r.lat(r.L - 1), nb, 0.0
 
 

@@ -31,6 +31,9 @@ LIBRARIES = ("nccl", "rccl", "hccl", "mpi", "custom")
 # Tier fields that are numbers and must carry a source in a preset.
 TIER_NUMBERS = ("size", "bw_gbps", "lat_hw_us", "lat_sw_us", "oversub", "eff_lo", "eff_hi",
                 "eff_lo_bytes", "eff_hi_bytes", "innet_eff", "innet_lat_us", "sync_us")
+# Tier numbers a file may leave out (they default to "no effect"); when given, a preset
+# cites their source too.
+TIER_OPTIONAL_NUMBERS = ("peer_share",)
 SYSTEM_NUMBERS = ("base_lat_us", "reduce_gbps")
 
 
@@ -54,7 +57,15 @@ class Tier:
     # once on top of the library's latencies (what nccl-tests measures at a few bytes beyond
     # NCCL's tuner constants); fitted to the corpus's small sizes, see validation/floors.py
     sync_us: float = 0.0
+    # fraction of this tier's bandwidth the library's point-to-point transfer to ONE peer
+    # reaches (NCCL runs send/receive over the network with 2 channels per peer); a rank
+    # with k peers across the tier in flight at once reaches min(1, k x peer_share)
+    peer_share: float = 1.0
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def peer_rate(self, peers: int) -> float:
+        """Fraction of the tier's bandwidth ``peers`` point-to-point peers in flight reach."""
+        return min(1.0, max(1, peers) * self.peer_share)
 
     @property
     def lat_us(self) -> float:
@@ -163,6 +174,7 @@ class System:
                 f"  tier {i} {t.name}: x{t.size}, {t.bw_gbps:g} GB/s/dir, "
                 f"{t.lat_hw_us:g}+{t.lat_sw_us:g} us, eff {t.eff_lo:g}->{t.eff_hi:g}, "
                 + (f"sync {t.sync_us:g} us, " if t.sync_us else "")
+                + (f"one p2p peer x{t.peer_share:g}, " if t.peer_share != 1 else "")
                 + ", ".join(flags))
             for key, src in t.sources.items():
                 lines.append(f"      {key}: {src}")
@@ -206,7 +218,7 @@ def _tier_from_dict(d: Any, where: str) -> Tier:
     for key in ("lat_hw_us", "lat_sw_us", "innet_lat_us", "sync_us"):
         if key in d:
             kw[key] = _num(where, key, d[key], lo=0, hi=1e6)
-    for key in ("eff_lo", "eff_hi", "innet_eff"):
+    for key in ("eff_lo", "eff_hi", "innet_eff", "peer_share"):
         if key in d:
             kw[key] = _num(where, key, d[key], lo=1e-6, hi=1.0)
     for key in ("eff_lo_bytes", "eff_hi_bytes"):
