@@ -208,6 +208,61 @@ def test_one_point_to_point_peer_gets_its_share_of_a_tier():
         System.from_dict(bad)
 
 
+def test_a_library_runs_only_its_own_hierarchical_plans():
+    # NCCL's one hierarchical algorithm is NVLSTree (hier(innet>tree)): auto never picks
+    # another hier plan on an NCCL preset; with every algorithm allowed, or asked for by its
+    # label, hier(ring>ring) is still there
+    s = collbench.preset("dgx-h100")
+    assert s.hier_plans == ("hier(innet>tree)",)
+    sizes = [1 << k for k in range(3, 35, 2)]
+    for p in (16, 80):
+        got = set(collbench.estimate(s, sizes, nranks=p).variant.astype(str))
+        assert {v for v in got if v.startswith("hier")} <= {"hier(innet>tree)"}, got
+        ag = collbench.estimate(s, sizes, nranks=p, collective="all_gather")
+        assert not any(str(v).startswith("hier") for v in ag.variant), p
+    assert set(collbench.estimate(s, sizes, nranks=80, collective="all_gather", algorithm="hier",
+                                  library_only=False).variant.astype(str)) <= {
+        "hier(ring+ring)", "hier(innet+ring)", "hier(ring+mesh)", "hier(innet+mesh)",
+        "hier(mesh+ring)", "hier(mesh+mesh)"}
+    with pytest.raises(collbench.CollbenchError, match="its hier plans: hier.innet>tree."):
+        collbench.estimate(s, [1 << 20], nranks=80, collective="all_gather", algorithm="hier")
+    assert collbench.estimate(s, [1 << 20], nranks=16, algorithm="hier(ring>ring)").variant[0] \
+        == "hier(ring>ring)"
+    # the reference agrees, and a file names them and reads them back
+    for p, coll in [(16, "allreduce"), (80, "all_gather")]:
+        est = collbench.estimate(s, [1 << 24], nranks=p, collective=coll).time_us[0]
+        assert reference.cost(s, p, 1 << 24, collective=coll, algorithm="auto")[0] == \
+            pytest.approx(est)
+    text = s.to_toml()
+    assert 'hier_plans = ["hier(innet>tree)"]' in text
+    assert System.from_dict(tomllib.loads(text)).hier_plans == s.hier_plans
+    assert "hier plans hier(innet>tree)" in s.describe()
+    bad = tomllib.loads(text)
+    bad["hier_plans"] = ["hier(nvls>tree)"]
+    with pytest.raises(collbench.CollbenchError, match=r"'hier\(nvls>tree\)' is not one of the "
+                                                       r"hier\(INNER>OUTER\) labels, INNER one of "
+                                                       r"ring, mesh, innet"):
+        System.from_dict(bad)
+
+
+def test_in_switch_inner_all_reduce_costs_one_pass_per_direction():
+    # hier(innet>ring) on 2 nodes of 4: the switch's reduce-scatter + all-gather move
+    # (4+1)/4 of n through each chip's link per direction (as a one-tier in-switch
+    # all-reduce does), not 1 + 3/4; then a ring all-reduce of n/4 across the 2 nodes
+    node = Tier("node", 4, 100.0, lat_sw_us=1.0, innet=True, innet_eff=0.5, innet_lat_us=3.0)
+    net = Tier("net", 2, 10.0, lat_sw_us=2.0)
+    s = System("hand", (node, net), base_lat_us=0.0)
+    r = one(s, 1e8, "hier(innet>ring)", p=8)
+    inner = 1.25 / 0.5 * 1e8 / 1e5
+    outer = 2 * 0.5 * 1e8 / 4 / 1e4
+    assert r.bandwidth_us == pytest.approx(inner + outer)
+    assert r.latency_us == pytest.approx(2 * 3.0 + 2 * 2.0)
+    flat = one(replace(s, tiers=(node,)), 1e8, "innet", p=4)
+    assert inner == pytest.approx(flat.bandwidth_us)
+    ref = reference.cost(s, 8, 1e8, algorithm="hier(innet>ring)", library_only=False)
+    assert ref[2] == pytest.approx(r.bandwidth_us)
+
+
 def test_channels_span_a_full_mesh():
     # 4 ranks on a full mesh: one ring uses 1 of the 3 links per chip (bandwidth x3); a
     # library whose channels lay rings over different links (NCCL) uses all three
@@ -322,6 +377,8 @@ def test_every_preset_number_has_a_source(name):
         for key in TIER_OPTIONAL_NUMBERS:
             if key in tier:
                 assert len(tier["sources"].get(key, "")) > 10, (tier["name"], key)
+    if "hier_plans" in raw:
+        assert len(raw["sources"].get("hier_plans", "")) > 10
     for proto in raw.get("protocols", {}):
         assert len(raw["sources"].get(f"protocols.{proto}", "")) > 10, proto
 

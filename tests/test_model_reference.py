@@ -47,15 +47,16 @@ def _protocols(ntiers, extra):
 
 
 systems_st = st.builds(
-    lambda tiers, base, red, ov, lib, span, proto: System(
+    lambda tiers, base, red, ov, lib, span, proto, hier: System(
         name="h", tiers=tuple(tiers), base_lat_us=base, reduce_gbps=red, overlap_reduce=ov,
         library_algorithms=tuple(lib), channels_span_mesh=span,
-        protocols=_protocols(len(tiers), proto)),
+        protocols=_protocols(len(tiers), proto), hier_plans=hier),
     st.lists(tiers_st, min_size=1, max_size=3),
     st.floats(0, 10), st.floats(10, 2000), st.booleans(),
     st.lists(st.sampled_from(list(MODEL_ALGORITHMS)),
              min_size=1, max_size=6, unique=True),
     st.booleans(), st.one_of(st.none(), st.tuples(st.floats(0, 10), st.floats(0, 15))),
+    st.sampled_from([(), ("hier(innet>tree)",), ("hier(ring>rhd)", "hier(mesh)")]),
 )
 
 sizes_st = st.lists(st.integers(0, 1 << 36), min_size=1, max_size=20)

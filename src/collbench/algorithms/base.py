@@ -162,10 +162,12 @@ class Geometry:
 @dataclass
 class PlanContext:
     """What a plan builder may need beyond the geometry: the algorithms the library allows
-    (hier chooses among them) and a way to build another algorithm's flat plan."""
+    (hier chooses among them), a way to build another algorithm's flat plan, and the
+    hierarchical plans the library runs (``System.hier_plans``; empty: any)."""
     collective: str
     allowed: frozenset[str]
     flat: Callable[[str, str, Geometry], Plan]
+    hier_labels: tuple[str, ...] = ()   # the library's hierarchical plans (empty: every one)
 
 
 # Physical floor of any collective's latency (issue 12: no algorithm may beat it at any scale).
@@ -212,11 +214,13 @@ def need_innet(g: Geometry, algo: str) -> None:
 @dataclass
 class RefContext:
     """What a reference may need beyond its levels: the allowed algorithms, another
-    algorithm's flat reference, the total of (lat, bw, red bytes), a hier label asked for."""
+    algorithm's flat reference, the total of (lat, bw, red bytes), a hier label asked for,
+    the library's hierarchical plans (empty: any)."""
     allowed: frozenset[str]
     flat: Callable[[str, RefLevels], tuple[float, float, float]]
     total: Callable[[tuple[float, float, float]], float]
     label: str = ""
+    hier_labels: tuple[str, ...] = ()
 
 
 # ---- the plain-Python reference's view of a system ---------------------------------------

@@ -58,6 +58,14 @@ def _inner_step(plan: Plan, system, k: int, u: int, R: int, choice: str, coll: s
     t = system.tiers[k]
     f = (u - 1) / u
     lf = max(1, t.size - 1) if t.topology == "fullmesh" else 1
+    if choice == "innet" and coll == "allreduce":
+        # reduce-scatter and all-gather through the switch (NVLS): each chip sends n and
+        # receives n/u, then sends n/u and receives (u-1)/u n: (u+1)/u per direction, as
+        # the in-switch all-reduce of one tier (innet.py)
+        plan.lat += 2 * t.innet_lat_us
+        plan.coef[k] += (u + 1) / u / t.innet_eff / R
+        plan.logscale[k] = -math.log(R)
+        return
     for ph in PHASES[coll]:
         if choice == "ring":
             plan.lat += (u - 1) * t.lat_us
@@ -115,7 +123,19 @@ def _plans(g: Geometry, ctx: PlanContext) -> list[Plan]:
         else:
             base.label = f"hier({name})"
             plans.append(base)
-    return plans
+    return library_plans(plans, ctx.hier_labels, coll, lambda pl: pl.label)
+
+
+def library_plans(plans: list, labels: tuple[str, ...], coll: str, label_of) -> list:
+    """The plans a library runs (``System.hier_plans``: NCCL's NVLSTree is
+    ``hier(innet>tree)``; no other hierarchical plan is one of its algorithms)."""
+    if not labels:
+        return plans
+    kept = [x for x in plans if any(label_matches(label_of(x), want) for want in labels)]
+    if not kept:
+        raise NotApplicable(f"the library runs no hierarchical plan for {coll} here; its "
+                            f"hier plans: {', '.join(labels)}")
+    return kept
 
 
 # ---- reference ---------------------------------------------------------------------------
@@ -126,6 +146,10 @@ def _inner_ref(r: RefLevels, t, u: int, R: int, choice: str, phases) -> tuple[fl
     rate = t.bw_gbps * 1e3 / t.oversub * t.efficiency(m)
     link = (t.size - 1) if (t.topology == "fullmesh" and t.size > 1) else 1
     lat = bw = red = 0.0
+    if choice == "innet" and len(phases) == 2:
+        if not t.innet:
+            raise NotApplicable("innet")
+        return 2 * t.innet_lat_us, (u + 1) / u * m / (rate * t.innet_eff), 0.0
     for ph in phases:
         if choice == "ring":
             lat += (u - 1) * r.lat_of(t)
@@ -181,7 +205,7 @@ def reference_candidates(r: RefLevels, allowed) -> list[tuple[str, tuple[float, 
                                 sum(x[2] for x in parts) + o[2])))
     if not out:
         raise NotApplicable("hier")
-    return out
+    return library_plans(out, r.ctx.hier_labels, coll, lambda c: c[0])
 
 
 @hier.reference("allreduce", "reduce_scatter", "all_gather")

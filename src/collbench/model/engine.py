@@ -35,16 +35,19 @@ def flat_plan(system: System, coll: str, algo: str, g: Geometry,
     return out
 
 
-def build(system: System, p: int, coll: str, algo: str, allowed: frozenset[str]) -> list[Plan]:
+def build(system: System, p: int, coll: str, algo: str, allowed: frozenset[str],
+          hier_labels: tuple[str, ...] = ()) -> list[Plan]:
     """Plans for one algorithm name (several for hier: one per choice of inner and outer
-    algorithms; a hier label keeps the plans that match it)."""
+    algorithms, those of ``hier_labels`` if given; a hier label keeps the plans that match
+    it)."""
     g = Geometry(system, p)
     label = parse_label(algo)
     name = "hier" if label is not None else algo
     fn = REGISTRY[name].plans.get(coll)
     if fn is None:
         raise NotApplicable(f"'{name}' does not implement {coll}")
-    ctx = PlanContext(coll, allowed, lambda c, a, gg: flat_plan(system, c, a, gg, allowed))
+    ctx = PlanContext(coll, allowed, lambda c, a, gg: flat_plan(system, c, a, gg, allowed),
+                      hier_labels)
     if label is not None:     # a hier label: every inner/outer choice may be asked for
         ctx = PlanContext(coll, frozenset(REGISTRY), ctx.flat)
     out = fn(g, ctx)
@@ -97,6 +100,9 @@ class Compiled:
         self.implementation = implementation
         allowed = frozenset(system.library_algorithms if library_only
                             else for_collective(collective))
+        # the library's own hierarchical plans only (NCCL: NVLSTree), unless every
+        # algorithm is asked for
+        self.hier_labels = system.hier_plans if library_only else ()
         self.groups: list[tuple[str, list[int]]] = []
         self.plans: list[Plan] = []
         cache: dict[tuple[str, str | None], list[int]] = {}
@@ -136,7 +142,7 @@ class Compiled:
 
     def _applies(self, a: str, allowed: frozenset[str]) -> bool:
         try:
-            build(self.system, self.nranks, self.collective, a, allowed)
+            build(self.system, self.nranks, self.collective, a, allowed, self.hier_labels)
             return True
         except NotApplicable:
             return False
@@ -154,7 +160,7 @@ class Compiled:
             protos: list[str | None] = list(system.protocols_for(name)) or [None]
             for proto in protos:
                 got = build(system.with_protocol(proto, name) if proto else system,
-                            self.nranks, self.collective, name, allowed)
+                            self.nranks, self.collective, name, allowed, self.hier_labels)
                 if proto:           # (fresh plans: build() makes new ones each call)
                     f = system.protocol(proto, name)["bw_factor"]
                     for pl in got:

@@ -37,11 +37,13 @@ def cost(system: Any, nranks: int, nbytes: float, *, collective: str = "allreduc
     algorithm='auto' returns the cheapest applicable one as (time, lat, bw, red, name)."""
     if allowed is None:
         allowed = set(system.library_algorithms) if library_only else set(for_collective(collective))
+    hier_labels = system.hier_plans if library_only else ()
     if algorithm == "auto":
         cands = [a for a in for_collective(collective) if a in allowed] or for_collective(collective)
         best = None
         for a in cands:
-            c = cost(system, nranks, nbytes, collective=collective, algorithm=a, allowed=allowed)
+            c = cost(system, nranks, nbytes, collective=collective, algorithm=a, allowed=allowed,
+                     library_only=library_only)
             if c is not None and (best is None or c[0] < best[0]):
                 best = c + (a,)
         return best
@@ -60,7 +62,7 @@ def cost(system: Any, nranks: int, nbytes: float, *, collective: str = "allreduc
             s = system.with_protocol(proto, name)
             s = replace(s, tiers=tuple(replace(t, bw_gbps=t.bw_gbps * f) for t in s.tiers))
         ctx = RefContext(frozenset(REGISTRY) if label else frozenset(allowed), _flat,
-                         partial(_total, s), label)
+                         partial(_total, s), label, () if label else hier_labels)
         r = RefLevels(s, nranks, nbytes, ctx=ctx, collective=collective)
         try:
             lat, bw, redb = _flat(name, r)

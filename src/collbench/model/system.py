@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..algorithms import MODEL_ALGORITHMS, REGISTRY
+from ..algorithms.hier import INNER, OUTER, parse_label
 from ..errors import InputError, SystemFileError
 from ..fileio import read_text_file
 
@@ -89,6 +90,9 @@ class System:
     tiers: tuple[Tier, ...]
     library: str = "custom"
     library_algorithms: tuple[str, ...] = ()
+    # the hierarchical plans the library runs, as hier labels (NCCL's NVLSTree is
+    # "hier(innet>tree)"); empty: every combination of its algorithms
+    hier_plans: tuple[str, ...] = ()
     base_lat_us: float = 0.0       # fixed cost of launching one collective
     reduce_gbps: float = 1000.0    # chip's local reduction throughput (input bytes/s)
     overlap_reduce: bool = False   # reduction runs under the transfer (time uses max, not sum)
@@ -162,8 +166,9 @@ class System:
         return system_to_toml(self)
 
     def describe(self) -> str:
+        hier = f"; hier plans {', '.join(self.hier_plans)}" if self.hier_plans else ""
         lines = [f"{self.name}: {self.description}".rstrip(": "),
-                 f"  library {self.library} ({', '.join(self.library_algorithms)}), "
+                 f"  library {self.library} ({', '.join(self.library_algorithms)}{hier}), "
                  f"base latency {self.base_lat_us:g} us, local reduction {self.reduce_gbps:g} GB/s, "
                  f"max {self.max_ranks:,} ranks"]
         for i, t in enumerate(self.tiers):
@@ -275,6 +280,8 @@ def _system_from_dict(data: Any, where: str) -> System:
         raise SystemFileError(f"{where}: unknown algorithms {bad}; valid: "
                               f"{', '.join(MODEL_ALGORITHMS)}")
     kw["library_algorithms"] = tuple(algos)
+    if "hier_plans" in data:
+        kw["hier_plans"] = _hier_plans(data["hier_plans"], where)
     if "base_lat_us" in data:
         kw["base_lat_us"] = _num(where, "base_lat_us", data["base_lat_us"], lo=0, hi=1e6)
     if "reduce_gbps" in data:
@@ -299,6 +306,21 @@ def _system_from_dict(data: Any, where: str) -> System:
                 raise SystemFileError(f"{where}: {key} must be a table")
             kw[key] = {str(k): str(v) for k, v in data[key].items()}
     return System(**kw)
+
+
+def _hier_plans(raw: Any, where: str) -> tuple[str, ...]:
+    """hier_plans: a list of hier labels, hier(INNER[+INNER...][>OUTER])."""
+    form = (f"hier(INNER>OUTER) labels, INNER one of {', '.join(INNER)} (one per inner tier, "
+            f"joined by +), OUTER one of {', '.join(OUTER)}, e.g. \"hier(innet>tree)\"")
+    if not isinstance(raw, list):
+        raise SystemFileError(f"{where}: hier_plans must be a list of {form}")
+    for x in raw:
+        got = parse_label(x) if isinstance(x, str) else None
+        if got is None or any(i not in INNER for i in got[0]) or (
+                got[1] is not None and got[1] not in OUTER):
+            raise SystemFileError(f"{where}: hier_plans: {str(x)[:40]!r} is not one of the "
+                                  f"{form}")
+    return tuple(raw)
 
 
 IMPLEMENTATION_KEYS = ("step_us", "base_us", "bw_factor", "bw_factor_lo")
@@ -438,6 +460,8 @@ def system_to_toml(system: System, *, comments: dict | None = None) -> str:
     for key in ("name", "vendor", "description", "library", "library_algorithms",
                 "base_lat_us", "reduce_gbps", "overlap_reduce", "channels_span_mesh"):
         out.append(f"{key} = {_toml_value(getattr(system, key))}")
+    if system.hier_plans:
+        out.append(f"hier_plans = {_toml_value(system.hier_plans)}")
     if system.sources:
         out.append("\n[sources]")
         out += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in system.sources.items()]
