@@ -69,6 +69,12 @@ def test_algorithm_that_does_not_fit():
     ("name = 'x'\n[protocols.LL]\nalgorithms=['tree']\n[protocols.LL.tree]\nstep_us=[1, 2]\n"
      "[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
      "protocols.LL.tree.step_us must be a list of 1 numbers"),
+    ("name = 'x'\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\npeer_share=0\n",
+     "peer_share=0 is outside \\[1e-06, 1.0\\]"),
+    ("name = 'x'\nhier_plans='hier(innet>tree)'\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "hier_plans must be a list of hier\\(INNER>OUTER\\) labels"),
+    ("name = 'x'\nhier_plans=['hier(ring>warp)']\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "'hier\\(ring>warp\\)' is not one of the hier.*OUTER one of ring, tree"),
 ])
 def test_broken_toml(tmp_path, text, words):
     p = tmp_path / "s.toml"
