@@ -257,10 +257,11 @@ class RefLevels:
     def lat(self, i: int) -> float:
         return self.lat_of(self.lv[i][0])
 
-    def rate(self, i: int) -> float:
-        """bytes per microsecond achieved on level i for this (sub)collective's data."""
+    def rate(self, i: int, per: float = 1.0) -> float:
+        """bytes per microsecond achieved on level i for this (sub)collective's data, moved
+        in pieces of ``m / per`` bytes (a ring step moves m / p)."""
         t = self.lv[i][0]
-        return float(t.bw_gbps * 1e3 / t.oversub * t.efficiency(self.m))
+        return float(t.bw_gbps * 1e3 / t.oversub * t.efficiency(self.m / per))
 
     def link(self, i: int, channels: bool = False) -> int:
         """Links of a full mesh one partner's traffic is confined to (1 of size-1 are used);

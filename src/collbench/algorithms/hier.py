@@ -77,7 +77,8 @@ def _inner_step(plan: Plan, system, k: int, u: int, R: int, choice: str, coll: s
             plan.lat += t.innet_lat_us
             c = (1.0 if ph == "rs" else f) / t.innet_eff
         plan.coef[k] += c / R
-        plan.logscale[k] = -math.log(R)
+        # a ring step moves (n / R) / u bytes (ring.ring_plan); the others move n / R
+        plan.logscale[k] = -math.log(R * u if choice == "ring" else R)
         if ph == "rs" and choice != "innet":
             plan.red += f / R
 
@@ -143,7 +144,7 @@ def library_plans(plans: list, labels: tuple[str, ...], coll: str, label_of) -> 
 def _inner_ref(r: RefLevels, t, u: int, R: int, choice: str, phases) -> tuple[float, float, float]:
     m = r.n / R
     f = (u - 1) / u
-    rate = t.bw_gbps * 1e3 / t.oversub * t.efficiency(m)
+    rate = t.bw_gbps * 1e3 / t.oversub * t.efficiency(m / u if choice == "ring" else m)
     link = (t.size - 1) if (t.topology == "fullmesh" and t.size > 1) else 1
     lat = bw = red = 0.0
     if choice == "innet" and len(phases) == 2:

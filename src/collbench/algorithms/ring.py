@@ -15,7 +15,9 @@ SEGMENT_BYTES = 1 << 20     # pipelining unit of the real ring
 # ---- plan --------------------------------------------------------------------------------
 
 def ring_plan(g: Geometry, rounds: int, bytes_per_rank: float, red: float) -> Plan:
-    """``rounds`` trips around the ring moving ``bytes_per_rank`` x n, reducing ``red`` x n."""
+    """``rounds`` trips around the ring moving ``bytes_per_rank`` x n, reducing ``red`` x n.
+    Each step moves a block of n / p and waits for the step before, so every tier's
+    efficiency is that of n / p bytes."""
     plan = g.new("ring", mode=MAX)
     if g.p == 1:
         return plan
@@ -23,6 +25,7 @@ def ring_plan(g: Geometry, rounds: int, bytes_per_rank: float, red: float) -> Pl
         plan.lat += s * g.a[i]
     for i in range(g.L):
         g.add(plan, i, bytes_per_rank * g.lfc[i] / g.R[i])   # crosses a boundary every R ranks
+        plan.logscale[g.ks[i]] -= math.log(g.p)
     plan.red += red / g.scale
     return plan
 
@@ -77,7 +80,9 @@ def ring_reference(r: RefLevels, rounds: int, per_rank: float, red: float
     steps = [rounds * x for x in e]
     steps[-1] -= rounds
     lat = sum(s * r.lat(i) for i, s in enumerate(steps))
-    bw = max(per_rank * r.m * r.link(i, True) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
+    # a step moves n / p: each tier runs at the efficiency of n / p bytes
+    bw = max(per_rank * r.m * r.link(i, True) / (r.lv[i][2] * r.rate(i, r.p))
+             for i in range(r.L))
     return lat, bw, red * r.m
 
 
