@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import NotApplicable
 from .base import SUM, Algorithm, Geometry, Plan, PlanContext, RefLevels
 from .halving import rhd_allreduce
+from .innet import link_bytes
 from .ring import bounds, ring_all_gather, ring_reduce_scatter
 
 hier = Algorithm("hier", "hierarchical: reduce-scatter inside, all-reduce across, all-gather "
@@ -58,28 +59,24 @@ def _inner_step(plan: Plan, system, k: int, u: int, R: int, choice: str, coll: s
     t = system.tiers[k]
     f = (u - 1) / u
     lf = max(1, t.size - 1) if t.topology == "fullmesh" else 1
-    if choice == "innet" and coll == "allreduce":
-        # reduce-scatter and all-gather through the switch (NVLS): each chip sends n and
-        # receives n/u, then sends n/u and receives (u-1)/u n: (u+1)/u per direction, as
-        # the in-switch all-reduce of one tier (innet.py)
-        plan.lat += 2 * t.innet_lat_us
-        plan.coef[k] += (u + 1) / u / t.innet_eff / R
+    if choice == "innet":
+        # through the switch (NVLS): per direction, the bytes of the one-tier in-switch
+        # collective (an all-reduce's reduce-scatter and all-gather use opposite directions)
+        plan.lat += len(PHASES[coll]) * t.innet_lat_us
+        plan.coef[k] += link_bytes(coll, u) / t.innet_eff / R
         plan.logscale[k] = -math.log(R)
         return
     for ph in PHASES[coll]:
         if choice == "ring":
             plan.lat += (u - 1) * t.lat_us
             c = f * lf
-        elif choice == "mesh":
+        else:  # mesh
             plan.lat += t.lat_us
             c = f
-        else:  # innet
-            plan.lat += t.innet_lat_us
-            c = (1.0 if ph == "rs" else f) / t.innet_eff
         plan.coef[k] += c / R
-        # a ring step moves (n / R) / u bytes (ring.ring_plan); the others move n / R
+        # a ring step moves (n / R) / u bytes (ring.ring_plan); mesh moves n / R
         plan.logscale[k] = -math.log(R * u if choice == "ring" else R)
-        if ph == "rs" and choice != "innet":
+        if ph == "rs":
             plan.red += f / R
 
 
@@ -147,25 +144,21 @@ def _inner_ref(r: RefLevels, t, u: int, R: int, choice: str, phases) -> tuple[fl
     rate = t.bw_gbps * 1e3 / t.oversub * t.efficiency(m / u if choice == "ring" else m)
     link = (t.size - 1) if (t.topology == "fullmesh" and t.size > 1) else 1
     lat = bw = red = 0.0
-    if choice == "innet" and len(phases) == 2:
+    if choice == "innet":
         if not t.innet:
             raise NotApplicable("innet")
-        return 2 * t.innet_lat_us, (u + 1) / u * m / (rate * t.innet_eff), 0.0
+        return (len(phases) * t.innet_lat_us,
+                link_bytes(r.collective, u) * m / (rate * t.innet_eff), 0.0)
     for ph in phases:
         if choice == "ring":
             lat += (u - 1) * r.lat_of(t)
             bw += f * m * link / rate
-        elif choice == "mesh":
+        else:  # mesh
             if t.topology not in ("switch", "fullmesh"):
                 raise NotApplicable("mesh")
             lat += r.lat_of(t)
             bw += f * m / rate
-        else:
-            if not t.innet:
-                raise NotApplicable("innet")
-            lat += t.innet_lat_us
-            bw += (1.0 if ph == "rs" else f) * m / (rate * t.innet_eff)
-        if ph == "rs" and choice != "innet":
+        if ph == "rs":
             red += f * m
     return lat, bw, red
 

@@ -7,8 +7,9 @@ from .base import MAX, Algorithm, Geometry, Plan, PlanContext, RefLevels, need_i
 innet = Algorithm("innet", "in-switch reduction / multicast (NVLS, SHARP-like)")
 
 
-def _coef(coll: str, p: int) -> float:
-    """Bytes through one chip's link per byte of n."""
+def link_bytes(coll: str, p: int) -> float:
+    """Bytes through one chip's link per direction per byte of n (hier's in-switch inner
+    steps use it too)."""
     f = (p - 1) / p
     return {"allreduce": (p + 1) / p, "reduce_scatter": 1.0, "all_gather": f,
             "broadcast": 1.0, "reduce": 1.0}[coll]
@@ -22,7 +23,7 @@ def _plan(g: Geometry, ctx: PlanContext) -> Plan:
     need_innet(g, "innet")
     t = g.tiers[0]
     plan.lat += t.innet_lat_us
-    g.add(plan, 0, _coef(ctx.collective, g.p) / t.innet_eff)
+    g.add(plan, 0, link_bytes(ctx.collective, g.p) / t.innet_eff)
     return plan
 
 
@@ -31,4 +32,4 @@ def _ref(r: RefLevels) -> tuple[float, float, float]:
     t = r.lv[0][0]
     if r.L != 1 or not t.innet:
         raise NotApplicable("innet")
-    return t.innet_lat_us, _coef(r.collective, r.p) * r.m / (r.rate(0) * t.innet_eff), 0.0
+    return t.innet_lat_us, link_bytes(r.collective, r.p) * r.m / (r.rate(0) * t.innet_eff), 0.0
