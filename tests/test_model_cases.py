@@ -208,6 +208,33 @@ def test_one_point_to_point_peer_gets_its_share_of_a_tier():
         System.from_dict(bad)
 
 
+def test_a_shared_capacity_is_split_among_the_chips_sending_at_once():
+    # 2 chips of 12 GB/s behind one 10 GB/s uplink (shared_gbps): a broadcast or reduce has
+    # one sender, which gets 10; a ring all-reduce or all-gather, a pairwise all-to-all or
+    # a tree have both sending, 5 each; without the shared capacity all run at 12
+    shared = flat_system(p=2, bw=12.0, shared_gbps=10.0)
+    free = flat_system(p=2, bw=12.0)
+    for coll, algo, slower in [("broadcast", "ring", 1.2), ("reduce", "ring", 1.2),
+                               ("allreduce", "ring", 2.4), ("all_gather", "ring", 2.4),
+                               ("all_to_all", "pairwise", 2.4), ("allreduce", "tree", 2.4)]:
+        a, b = one(shared, 1e8, algo, coll, 2), one(free, 1e8, algo, coll, 2)
+        assert a.bandwidth_us == pytest.approx(slower * b.bandwidth_us), (coll, algo)
+        assert a.latency_us == b.latency_us
+        ref = reference.cost(shared, 2, 1e8, algorithm=algo, collective=coll, library_only=False)
+        assert ref[2] == pytest.approx(a.bandwidth_us), (coll, algo)
+    # 8 chips of a 4-chip tier's groups: each group's 4 chips share it, 2.5 GB/s each
+    two = System("two", (Tier("in", 4, 12.0, lat_sw_us=1.0, shared_gbps=10.0),
+                         Tier("out", 2, 12.0, lat_sw_us=1.0)), base_lat_us=5.0)
+    a = one(two, 1e8, "ring", "all_gather", 8)
+    b = one(replace(two, tiers=(replace(two.tiers[0], shared_gbps=0.0), two.tiers[1])),
+            1e8, "ring", "all_gather", 8)
+    assert a.bandwidth_us == pytest.approx(12.0 / 2.5 * b.bandwidth_us)
+    # TOML round trip and describe()
+    shared = replace(shared, library_algorithms=("ring", "tree", "pairwise"))
+    assert System.from_dict(tomllib.loads(shared.to_toml())) == shared
+    assert "10 GB/s/dir shared by the group" in shared.describe()
+
+
 def test_a_library_runs_only_its_own_hierarchical_plans():
     # NCCL's one hierarchical algorithm is NVLSTree (hier(innet>tree)): auto never picks
     # another hier plan on an NCCL preset; with every algorithm allowed, or asked for by its

@@ -28,6 +28,7 @@ tiers_st = st.builds(
     eff_lo_bytes=st.sampled_from([1024.0, 65536.0, 1048576.0]),
     eff_hi_bytes=st.sampled_from([4194304.0, 268435456.0]),
     peer_share=st.sampled_from([1.0, 0.3]),
+    shared_gbps=st.sampled_from([0.0, 0.0, 5.0, 300.0]),
 )
 
 def _protocols(ntiers, extra):

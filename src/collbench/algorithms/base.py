@@ -152,10 +152,13 @@ class Geometry:
     def new(self, algo: str, label: str | None = None, mode: int = SUM) -> Plan:
         return Plan(algo, label or algo, len(self.system.tiers), mode=mode)
 
-    def add(self, plan: Plan, i: int, coef: float) -> None:
-        """Add ``coef`` bytes per byte of this (sub)collective's data on level i."""
+    def add(self, plan: Plan, i: int, coef: float, senders: int | None = None) -> None:
+        """Add ``coef`` bytes per byte of this (sub)collective's data on level i, where
+        ``senders`` chips of one group of the tier send at once (default: all R[i+1] of
+        them), which matters where the group shares a capacity (``Tier.shared_gbps``)."""
         k = self.ks[i]
-        plan.coef[k] += coef / self.scale
+        share = self.tiers[i].share(self.R[i + 1] if senders is None else senders)
+        plan.coef[k] += coef / self.scale / share
         plan.logscale[k] = -math.log(self.scale)
 
 
@@ -257,11 +260,13 @@ class RefLevels:
     def lat(self, i: int) -> float:
         return self.lat_of(self.lv[i][0])
 
-    def rate(self, i: int, per: float = 1.0) -> float:
+    def rate(self, i: int, per: float = 1.0, senders: int | None = None) -> float:
         """bytes per microsecond achieved on level i for this (sub)collective's data, moved
-        in pieces of ``m / per`` bytes (a ring step moves m / p)."""
-        t = self.lv[i][0]
-        return float(t.bw_gbps * 1e3 / t.oversub * t.efficiency(self.m / per))
+        in pieces of ``m / per`` bytes (a ring step moves m / p), with ``senders`` chips of
+        one group of the tier sending at once (default: the whole group, u x R of them)."""
+        t, u, R = self.lv[i][:3]
+        return float(t.bw_gbps * 1e3 / t.oversub * t.efficiency(self.m / per)
+                     * t.share(min(self.p, u * R) if senders is None else senders))
 
     def link(self, i: int, channels: bool = False) -> int:
         """Links of a full mesh one partner's traffic is confined to (1 of size-1 are used);

@@ -54,16 +54,18 @@ def _inner_ok(t, choice: str) -> bool:
     return True
 
 
-def _inner_step(plan: Plan, system, k: int, u: int, R: int, choice: str, coll: str) -> None:
-    """Reduce-scatter and/or all-gather among u groups on tier k, on n / R bytes."""
+def _inner_step(plan: Plan, system, k: int, u: int, R: int, choice: str, coll: str,
+                chips: int) -> None:
+    """Reduce-scatter and/or all-gather among u groups on tier k, on n / R bytes; ``chips``
+    of one group of the tier send at once (``Tier.shared_gbps``)."""
     t = system.tiers[k]
     f = (u - 1) / u
-    lf = max(1, t.size - 1) if t.topology == "fullmesh" else 1
+    lf = (max(1, t.size - 1) if t.topology == "fullmesh" else 1) / t.share(chips)
     if choice == "innet":
         # through the switch (NVLS): per direction, the bytes of the one-tier in-switch
         # collective (an all-reduce's reduce-scatter and all-gather use opposite directions)
         plan.lat += len(PHASES[coll]) * t.innet_lat_us
-        plan.coef[k] += link_bytes(coll, u) / t.innet_eff / R
+        plan.coef[k] += link_bytes(coll, u) / t.innet_eff / R / t.share(chips)
         plan.logscale[k] = -math.log(R)
         return
     for ph in PHASES[coll]:
@@ -72,7 +74,7 @@ def _inner_step(plan: Plan, system, k: int, u: int, R: int, choice: str, coll: s
             c = f * lf
         else:  # mesh
             plan.lat += t.lat_us
-            c = f
+            c = f / t.share(chips)
         plan.coef[k] += c / R
         # a ring step moves (n / R) / u bytes (ring.ring_plan); mesh moves n / R
         plan.logscale[k] = -math.log(R * u if choice == "ring" else R)
@@ -109,7 +111,7 @@ def _plans(g: Geometry, ctx: PlanContext) -> list[Plan]:
         base = g.new("hier", mode=SUM)
         for i, choice in zip(inner_levels, combo):
             if choice != "-":
-                _inner_step(base, system, g.ks[i], g.u[i], g.R[i], choice, coll)
+                _inner_step(base, system, g.ks[i], g.u[i], g.R[i], choice, coll, g.R[i + 1])
         name = "+".join(c for c in combo if c != "-")
         if coll == "allreduce":
             for o in outer:
@@ -141,7 +143,8 @@ def library_plans(plans: list, labels: tuple[str, ...], coll: str, label_of) -> 
 def _inner_ref(r: RefLevels, t, u: int, R: int, choice: str, phases) -> tuple[float, float, float]:
     m = r.n / R
     f = (u - 1) / u
-    rate = t.bw_gbps * 1e3 / t.oversub * t.efficiency(m / u if choice == "ring" else m)
+    rate = (t.bw_gbps * 1e3 / t.oversub * t.efficiency(m / u if choice == "ring" else m)
+            * t.share(min(r.p, u * R)))
     link = (t.size - 1) if (t.topology == "fullmesh" and t.size > 1) else 1
     lat = bw = red = 0.0
     if choice == "innet":

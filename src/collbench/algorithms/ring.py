@@ -52,7 +52,8 @@ def _plan_chain(g: Geometry, ctx: PlanContext) -> Plan:
     plan.pipe_d = hops
     plan.pipe_a = sum(s * a for s, a in zip(steps, g.a)) / hops if hops else 0.0
     for i in range(g.L):
-        g.add(plan, i, g.lfc[i] / g.R[i])
+        # every chip sends but the chain's last: one fewer sender in the outermost group
+        g.add(plan, i, g.lfc[i] / g.R[i], senders=g.R[i + 1] - (i == g.L - 1))
     plan.red += (1.0 if ctx.collective == "reduce" else 0.0) / g.scale
     return plan
 
@@ -108,7 +109,9 @@ def _ref_chain(r: RefLevels, red: bool) -> tuple[float, float, float]:
     e[-1] -= 1
     d = sum(e)
     a = sum(x * r.lat(i) for i, x in enumerate(e)) / d
-    nb = max(r.m * r.link(i, True) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
+    # the chain's last chip does not send: the outermost group has one sender fewer
+    nb = max(r.m * r.link(i, True) / (r.lv[i][2] * r.rate(
+        i, senders=min(r.p, r.lv[i][1] * r.lv[i][2]) - (i == r.L - 1))) for i in range(r.L))
     if d > 1 and a > 0:
         k = max(1.0, math.sqrt((d - 1) * nb / a))
         return (d - 1 + k) * a, (1 + (d - 1) / k) * nb, r.m if red else 0.0

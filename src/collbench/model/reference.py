@@ -60,7 +60,10 @@ def cost(system: Any, nranks: int, nbytes: float, *, collective: str = "allreduc
         if proto:
             f = system.protocol(proto, name)["bw_factor"]
             s = system.with_protocol(proto, name)
-            s = replace(s, tiers=tuple(replace(t, bw_gbps=t.bw_gbps * f) for t in s.tiers))
+            # the protocol's factor is on the data a link carries, not on the link: a shared
+            # capacity keeps its ratio to the line rate
+            s = replace(s, tiers=tuple(replace(t, bw_gbps=t.bw_gbps * f,
+                                               shared_gbps=t.shared_gbps * f) for t in s.tiers))
         ctx = RefContext(frozenset(REGISTRY) if label else frozenset(allowed), _flat,
                          partial(_total, s), label, () if label else hier_labels)
         r = RefLevels(s, nranks, nbytes, ctx=ctx, collective=collective)

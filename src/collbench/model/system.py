@@ -34,7 +34,7 @@ TIER_NUMBERS = ("size", "bw_gbps", "lat_hw_us", "lat_sw_us", "oversub", "eff_lo"
                 "eff_lo_bytes", "eff_hi_bytes", "innet_eff", "innet_lat_us", "sync_us")
 # Tier numbers a file may leave out (they default to "no effect"); when given, a preset
 # cites their source too.
-TIER_OPTIONAL_NUMBERS = ("peer_share",)
+TIER_OPTIONAL_NUMBERS = ("peer_share", "shared_gbps")
 SYSTEM_NUMBERS = ("base_lat_us", "reduce_gbps")
 
 
@@ -62,11 +62,22 @@ class Tier:
     # reaches (NCCL runs send/receive over the network with 2 channels per peer); a rank
     # with k peers across the tier in flight at once reaches min(1, k x peer_share)
     peer_share: float = 1.0
+    # capacity per direction that all chips of one group of this tier share (0: none), e.g.
+    # the uplink of a PCIe switch every byte crosses when GPUs talk through host memory:
+    # k chips of the group sending at once get min(bw_gbps, shared_gbps / k) each
+    shared_gbps: float = 0.0
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def peer_rate(self, peers: int) -> float:
         """Fraction of the tier's bandwidth ``peers`` point-to-point peers in flight reach."""
         return min(1.0, max(1, peers) * self.peer_share)
+
+    def share(self, senders: int) -> float:
+        """Fraction of ``bw_gbps`` each chip gets when ``senders`` chips of one group of
+        this tier send at once through its shared capacity (``shared_gbps``)."""
+        if self.shared_gbps <= 0:
+            return 1.0
+        return min(1.0, self.shared_gbps / (max(1, senders) * self.bw_gbps))
 
     @property
     def lat_us(self) -> float:
@@ -180,6 +191,7 @@ class System:
                 f"{t.lat_hw_us:g}+{t.lat_sw_us:g} us, eff {t.eff_lo:g}->{t.eff_hi:g}, "
                 + (f"sync {t.sync_us:g} us, " if t.sync_us else "")
                 + (f"one p2p peer x{t.peer_share:g}, " if t.peer_share != 1 else "")
+                + (f"{t.shared_gbps:g} GB/s/dir shared by the group, " if t.shared_gbps else "")
                 + ", ".join(flags))
             for key, src in t.sources.items():
                 lines.append(f"      {key}: {src}")
@@ -220,6 +232,8 @@ def _tier_from_dict(d: Any, where: str) -> Tier:
     kw: dict[str, Any] = {"name": str(d["name"])}
     kw["size"] = _num(where, "size", d["size"], lo=1, hi=1e9, integer=True)
     kw["bw_gbps"] = _num(where, "bw_gbps", d["bw_gbps"], lo=1e-6, hi=1e7)
+    if "shared_gbps" in d:
+        kw["shared_gbps"] = _num(where, "shared_gbps", d["shared_gbps"], lo=0, hi=1e9)
     for key in ("lat_hw_us", "lat_sw_us", "innet_lat_us", "sync_us"):
         if key in d:
             kw[key] = _num(where, key, d[key], lo=0, hi=1e6)
