@@ -264,9 +264,13 @@ class RefLevels:
         """bytes per microsecond achieved on level i for this (sub)collective's data, moved
         in pieces of ``m / per`` bytes (a ring step moves m / p), with ``senders`` chips of
         one group of the tier sending at once (default: the whole group, u x R of them)."""
-        t, u, R = self.lv[i][:3]
+        t = self.lv[i][0]
         return float(t.bw_gbps * 1e3 / t.oversub * t.efficiency(self.m / per)
-                     * t.share(min(self.p, u * R) if senders is None else senders))
+                     * t.share(self.chips(i) if senders is None else senders))
+
+    def chips(self, i: int) -> int:
+        """Chips in one group of level i's tier (u groups of R, at most p)."""
+        return int(min(self.p, self.lv[i][1] * self.lv[i][2]))
 
     def link(self, i: int, channels: bool = False) -> int:
         """Links of a full mesh one partner's traffic is confined to (1 of size-1 are used);

@@ -60,12 +60,13 @@ def _inner_step(plan: Plan, system, k: int, u: int, R: int, choice: str, coll: s
     of one group of the tier send at once (``Tier.shared_gbps``)."""
     t = system.tiers[k]
     f = (u - 1) / u
-    lf = (max(1, t.size - 1) if t.topology == "fullmesh" else 1) / t.share(chips)
+    lf = max(1, t.size - 1) if t.topology == "fullmesh" else 1
+    per_byte = 1 / (R * t.share(chips))          # of n, on each chip's link
     if choice == "innet":
         # through the switch (NVLS): per direction, the bytes of the one-tier in-switch
         # collective (an all-reduce's reduce-scatter and all-gather use opposite directions)
         plan.lat += len(PHASES[coll]) * t.innet_lat_us
-        plan.coef[k] += link_bytes(coll, u) / t.innet_eff / R / t.share(chips)
+        plan.coef[k] += link_bytes(coll, u) / t.innet_eff * per_byte
         plan.logscale[k] = -math.log(R)
         return
     for ph in PHASES[coll]:
@@ -74,8 +75,8 @@ def _inner_step(plan: Plan, system, k: int, u: int, R: int, choice: str, coll: s
             c = f * lf
         else:  # mesh
             plan.lat += t.lat_us
-            c = f / t.share(chips)
-        plan.coef[k] += c / R
+            c = f
+        plan.coef[k] += c * per_byte
         # a ring step moves (n / R) / u bytes (ring.ring_plan); mesh moves n / R
         plan.logscale[k] = -math.log(R * u if choice == "ring" else R)
         if ph == "rs":
@@ -140,11 +141,12 @@ def library_plans(plans: list, labels: tuple[str, ...], coll: str, label_of) -> 
 
 # ---- reference ---------------------------------------------------------------------------
 
-def _inner_ref(r: RefLevels, t, u: int, R: int, choice: str, phases) -> tuple[float, float, float]:
+def _inner_ref(r: RefLevels, i: int, choice: str, phases) -> tuple[float, float, float]:
+    t, u, R = r.lv[i]
     m = r.n / R
     f = (u - 1) / u
     rate = (t.bw_gbps * 1e3 / t.oversub * t.efficiency(m / u if choice == "ring" else m)
-            * t.share(min(r.p, u * R)))
+            * t.share(r.chips(i)))
     link = (t.size - 1) if (t.topology == "fullmesh" and t.size > 1) else 1
     lat = bw = red = 0.0
     if choice == "innet":
@@ -180,8 +182,8 @@ def reference_candidates(r: RefLevels, allowed) -> list[tuple[str, tuple[float, 
     out = []
     for combo in itertools.product(*inner_choices):
         try:
-            parts = [_inner_ref(r, t, u, R, c, phases) if c != "-" else (0.0, 0.0, 0.0)
-                     for (t, u, R), c in zip(inner_lv, combo)]
+            parts = [_inner_ref(r, i, c, phases) if c != "-" else (0.0, 0.0, 0.0)
+                     for i, c in enumerate(combo)]
         except NotApplicable:
             continue
         name = "+".join(c for c in combo if c != "-")

@@ -110,8 +110,8 @@ def _ref_chain(r: RefLevels, red: bool) -> tuple[float, float, float]:
     d = sum(e)
     a = sum(x * r.lat(i) for i, x in enumerate(e)) / d
     # the chain's last chip does not send: the outermost group has one sender fewer
-    nb = max(r.m * r.link(i, True) / (r.lv[i][2] * r.rate(
-        i, senders=min(r.p, r.lv[i][1] * r.lv[i][2]) - (i == r.L - 1))) for i in range(r.L))
+    nb = max(r.m * r.link(i, True) / (r.lv[i][2] * r.rate(i, senders=r.chips(i) - (i == r.L - 1)))
+             for i in range(r.L))
     if d > 1 and a > 0:
         k = max(1.0, math.sqrt((d - 1) * nb / a))
         return (d - 1 + k) * a, (1 + (d - 1) / k) * nb, r.m if red else 0.0
