@@ -65,7 +65,18 @@ def test_algorithm_that_does_not_fit():
      "protocols.LL.tree: not an algorithm this protocol runs; valid: ring"),
     ("name = 'x'\n[protocols.LL]\nalgorithms=['tree']\n[protocols.LL.tree]\nalgorithms=['ring']\n"
      "[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
-     "protocols.LL.tree: unknown keys \\['algorithms'\\]; valid keys: base_us, step_us, bw_factor$"),
+     "protocols.LL.tree: unknown keys \\['algorithms'\\]; valid keys: base_us, step_us, bw_factor, "
+     "eff_lo_factor, eff_lo_bytes, eff_hi_bytes$"),
+    ("name = 'x'\n[protocols.LL]\nalgorithms=['tree']\n[protocols.LL.tree]\neff_lo_factor=0.5\n"
+     "eff_lo_bytes=1024\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "protocols.LL.tree: a ramp needs all of eff_lo_factor, eff_lo_bytes, eff_hi_bytes; got "
+     "eff_lo_factor, eff_lo_bytes$"),
+    ("name = 'x'\n[protocols.LL]\neff_lo_factor=1.5\neff_lo_bytes=1024\neff_hi_bytes=4096\n"
+     "[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "protocols.LL.eff_lo_factor=1.5 is outside \\[1e-06, 1.0\\]"),
+    ("name = 'x'\n[protocols.LL]\neff_lo_factor=0.5\neff_lo_bytes=4096\neff_hi_bytes=4096\n"
+     "[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "protocols.LL.eff_hi_bytes must be above eff_lo_bytes$"),
     ("name = 'x'\n[protocols.LL]\nalgorithms=['tree']\n[protocols.LL.tree]\nstep_us=[1, 2]\n"
      "[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
      "protocols.LL.tree.step_us must be a list of 1 numbers"),

@@ -183,6 +183,30 @@ def test_protocol_numbers_of_one_algorithm():
     assert "tree/LL: base +1 us, per step +2 us, bandwidth x0.25" in s.describe()
 
 
+def test_a_protocol_ramp_replaces_the_tiers_for_its_algorithm():
+    # NCCL's tree correction table as [protocols.LL.tree] ramp: 0.5 of the tier's eff_hi (0.8)
+    # at and below 1 MB, rising log-linearly to 1 at 100 MB.  The tree reaches 0.4 of the
+    # line rate at 1e5 B (the tier's own ramp, done at 1e4 B, would give 0.8), 0.6 at 1e7 B
+    # (half way in log), 0.8 at 1e9 B; its latency and the ring keep the tier's numbers
+    base = replace(flat_system(eff_lo=0.3, eff_hi=0.8, eff_lo_bytes=1e3, eff_hi_bytes=1e4),
+                   library_algorithms=("ring", "tree"), protocols={
+                       "LL": {"base_us": 0.0, "step_us": (0.0,), "bw_factor": 1.0,
+                              "algorithms": ("ring", "tree")}})
+    s = replace(base, protocols={"LL": {**base.protocols["LL"], "by_algorithm": {
+        "tree": {"eff_lo_factor": 0.5, "eff_lo_bytes": 1e6, "eff_hi_bytes": 1e8}}}})
+    for n, eff in ((1e5, 0.4), (1e7, 0.6), (1e9, 0.8)):
+        t0, t1 = one(base, n, "tree"), one(s, n, "tree")
+        assert t1.bandwidth_us == pytest.approx(t0.bandwidth_us * 0.8 / eff), n
+        assert t1.latency_us == t0.latency_us
+        assert one(s, n, "ring").bandwidth_us == one(base, n, "ring").bandwidth_us
+        ref = reference.cost(s, 4, n, algorithm="tree", library_only=False)
+        assert ref[2] == pytest.approx(t1.bandwidth_us), n
+    # TOML round trip; describe() shows it
+    assert System.from_dict(tomllib.loads(s.to_toml())) == s
+    assert "tree/LL: base +0 us, per step +0 us, bandwidth x1, ramp x0.5 at 1e+06 B -> x1 at " \
+        "1e+08 B" in s.describe()
+
+
 def test_one_point_to_point_peer_gets_its_share_of_a_tier():
     # peer_share 0.25: one send/receive peer moves at a quarter of the tier (NCCL's 2 p2p
     # channels per network peer); k peers in flight at once reach min(1, k/4) of it

@@ -34,17 +34,20 @@ tiers_st = st.builds(
 def _protocols(ntiers, extra):
     """None, or an LL-like protocol (the tiers' latencies, half bandwidth) and a Simple-like
     one (more latency per call and per step, full bandwidth), which the tree runs with
-    numbers of its own (as NCCL's Tree does)."""
+    numbers of its own (as NCCL's Tree does), with or without size ramps of their own (as
+    NCCL's tree correction table: on LL for every algorithm, on Simple for the tree)."""
     if extra is None:
         return {}
     algos = ("ring", "tree", "pairwise")
+    ramp = ({"eff_lo_factor": extra[3], "eff_lo_bytes": 2.0 ** extra[4],
+             "eff_hi_bytes": 2.0 ** (extra[4] + 5)} if extra[2] else {})
     return {"LL": {"base_us": 0.0, "step_us": (0.0,) * ntiers, "bw_factor": 0.5,
-                   "algorithms": algos},
+                   "algorithms": algos, **ramp},
             "Simple": {"base_us": extra[0], "step_us": tuple(extra[1] * (k + 1)
                                                              for k in range(ntiers)),
                        "bw_factor": 1.0, "algorithms": algos,
                        "by_algorithm": {"tree": {"step_us": (extra[1] + 1.0,) * ntiers,
-                                                 "bw_factor": 0.9}}}}
+                                                 "bw_factor": 0.9, **ramp}}}}
 
 
 systems_st = st.builds(
@@ -56,7 +59,9 @@ systems_st = st.builds(
     st.floats(0, 10), st.floats(10, 2000), st.booleans(),
     st.lists(st.sampled_from(list(MODEL_ALGORITHMS)),
              min_size=1, max_size=6, unique=True),
-    st.booleans(), st.one_of(st.none(), st.tuples(st.floats(0, 10), st.floats(0, 15))),
+    st.booleans(), st.one_of(st.none(), st.tuples(st.floats(0, 10), st.floats(0, 15),
+                                                   st.booleans(), st.floats(0.05, 1.0),
+                                                   st.integers(6, 24))),
     st.sampled_from([(), ("hier(innet>tree)",), ("hier(ring>rhd)", "hier(mesh)")]),
 )
 

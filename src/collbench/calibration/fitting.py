@@ -64,6 +64,7 @@ class Group:
     SP: np.ndarray
     floor: np.ndarray                 # physical latency floor per plan (not fitted)
     mul: np.ndarray                   # per plan: its protocol's bandwidth factor (not fitted)
+    ramps: list                       # per plan: its protocol's own size ramp or None (not fitted)
 
 
 @dataclass
@@ -137,7 +138,8 @@ def build_groups(system: System, df: pd.DataFrame):
             c0.coef[members], c0.lsc[members], c0.mode[members], c0.pipe_d[members],
             np.array([c0.plans[j].red for j in members]), c0.lat[members], S,
             c0.pipe_a[members], SP, c0.floor[members],
-            np.array([c0.plans[j].mul_hi for j in members])))
+            np.array([c0.plans[j].mul_hi for j in members]),
+            [c0.plans[j].ramp for j in members]))
     return groups, sorted(skipped.items(), key=lambda kv: -kv[1])
 
 
@@ -164,6 +166,7 @@ class Model:
         self.floor = cat([g.floor for g in groups])
         self.SP = cat([g.SP for g in groups])
         self.mul = cat([g.mul for g in groups])
+        self.ramps = [r for g in groups for r in g.ramps]
         self.group = cat([np.full(len(g.L0), i, np.intc) for i, g in enumerate(groups)])
         impls = sorted({g.impl for g in groups if g.impl}, key=str)
         self.impls = impls
@@ -202,7 +205,8 @@ class Model:
         args = kernel_args(self.coef, self.lsc, np.maximum(0.0, b + self.L0 + (self.S * a).sum(1)),
                            self.red0 / rate, self.mode, self.pipe_d,
                            self.PA0 + (self.SP * a).sum(1), self.floor, self.group,
-                           (self.bw, eff_lo, eff_hi, llo, lhi), flo * self.mul, f * self.mul)
+                           (self.bw, eff_lo, eff_hi, llo, lhi), flo * self.mul, f * self.mul,
+                           self.ramps)
         out, choice = self.bufs
         _kernels.evaluate(self.sizes, *args, *out, choice, self.overlap)
         return out[0][self.at]

@@ -8,6 +8,8 @@ kernel or its NumPy twin, which the tests race and hold against each other.
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +20,7 @@ from ..algorithms.base import Geometry, Plan, PlanContext, latency_floor
 from ..algorithms.hier import label_matches, parse_label
 from ..errors import InputError, NotApplicable
 from . import _kernels
-from .system import System
+from .system import System, protocol_ramp
 
 MAX_PLANS = 20_000        # kernel rows of one compiled grid point (hier enumerates)
 
@@ -162,10 +164,11 @@ class Compiled:
                 got = build(system.with_protocol(proto, name) if proto else system,
                             self.nranks, self.collective, name, allowed, self.hier_labels)
                 if proto:           # (fresh plans: build() makes new ones each call)
-                    f = system.protocol(proto, name)["bw_factor"]
+                    d = system.protocol(proto, name)
                     for pl in got:
                         pl.label = f"{pl.label}/{proto}"
-                        pl.mul_hi, pl.mul_lo = pl.mul_hi * f, pl.mul_lo * f
+                        pl.mul_hi, pl.mul_lo = pl.mul_hi * d["bw_factor"], pl.mul_lo * d["bw_factor"]
+                        pl.ramp = protocol_ramp(d)
                 pls += got
             if spec:
                 for pl in pls:
@@ -196,7 +199,8 @@ class Compiled:
             self.coef[idx], self.lsc[idx], self.lat[idx], self.red[idx], self.mode[idx],
             self.pipe_d[idx], self.pipe_a[idx], self.floor[idx], group, tier_arrays(s),
             np.array([self.plans[j].mul_lo for j in idx]),
-            np.array([self.plans[j].mul_hi for j in idx]))
+            np.array([self.plans[j].mul_hi for j in idx]),
+            [self.plans[j].ramp for j in idx])
         # names for frames: per plan its algorithm and label
         self.plan_algorithms = [p.algorithm for p in self.plans]
         self.plan_labels = [p.label for p in self.plans]
@@ -231,15 +235,24 @@ def tier_arrays(system: System) -> tuple[np.ndarray, ...]:
 def kernel_args(coef: np.ndarray, lsc: np.ndarray, lat: Any, red: Any, mode: Any, pipe_d: Any,
                 pipe_a: Any, floor: Any, group: Any, tiers: tuple[np.ndarray, ...],
                 mul_lo: Any = 1.0,
-                mul_hi: Any = 1.0) -> tuple[np.ndarray, ...]:
+                mul_hi: Any = 1.0,
+                ramps: Sequence[tuple[float, float, float] | None] = ()
+                ) -> tuple[np.ndarray, ...]:
     """The kernel's arguments for plan rows (coef/logscale [rows, tiers], per-row latency,
     reduction us/byte, mode, pipelining, group) on tiers given by ``tier_arrays``;
-    ``mul_lo``/``mul_hi`` (scalars or per row) scale the ends of each row's efficiency curve."""
+    ``mul_lo``/``mul_hi`` (scalars or per row) scale the ends of each row's efficiency curve;
+    ``ramps`` (per row, or empty) puts a protocol's own ramp in place of the tiers'."""
     bw, eff_lo, eff_hi, llo, lhi = tiers
     R, T = coef.shape
     scale = np.exp(-lsc)                         # data of the sub-collective = n / scale
     cb = coef / bw
-    e_lo = np.multiply.outer(np.broadcast_to(mul_lo, (R,)), eff_lo)
+    llo, lhi = np.tile(llo, (R, 1)), np.tile(lhi, (R, 1))
+    eff_lo = np.tile(eff_lo, (R, 1))
+    for r, ramp in enumerate(ramps):
+        if ramp is not None:
+            eff_lo[r] = ramp[0] * eff_hi
+            llo[r], lhi[r] = math.log(ramp[1]), math.log(ramp[2])
+    e_lo = np.broadcast_to(mul_lo, (R,))[:, None] * eff_lo
     e_hi = np.multiply.outer(np.broadcast_to(mul_hi, (R,)), eff_hi)
     c = np.ascontiguousarray
     return (

@@ -123,8 +123,10 @@ class System:
     # the library's protocols (NCCL: LL, LL128, Simple), each a variant of the algorithms it
     # names: {"base_us": latency added to base_lat_us, "step_us": per tier, latency added to
     # its lat_sw_us, "bw_factor": bandwidth relative to the tiers' curves, "algorithms": which
-    # algorithms run it}.  The cheapest (algorithm, protocol) wins, as in NCCL's tuner.  None:
-    # one implicit protocol with the tiers' numbers as they are.
+    # algorithms run it}, and optionally a size ramp of its own ("eff_lo_factor",
+    # "eff_lo_bytes", "eff_hi_bytes": NCCL's tree correction table) in place of the tiers'.
+    # The cheapest (algorithm, protocol) wins, as in NCCL's tuner.  None: one implicit
+    # protocol with the tiers' numbers as they are.
     protocols: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     path: str = field(default="", compare=False)
@@ -146,11 +148,16 @@ class System:
 
     def with_protocol(self, name: str, algorithm: str | None = None) -> System:
         """The system as protocol ``name`` sees it when ``algorithm`` runs it: its base and
-        per-step latencies added (its bandwidth factor is applied to the plans, see
-        ``engine.Compiled``)."""
+        per-step latencies added, its own size ramp if it has one (its bandwidth factor is
+        applied to the plans, see ``engine.Compiled``)."""
         d = self.protocol(name, algorithm)
-        return replace(self, base_lat_us=self.base_lat_us + d["base_us"], tiers=tuple(
-            replace(t, lat_sw_us=max(0.0, t.lat_sw_us + s)) for t, s in zip(self.tiers, d["step_us"])))
+        ramp = protocol_ramp(d)
+        tiers = [replace(t, lat_sw_us=max(0.0, t.lat_sw_us + s))
+                 for t, s in zip(self.tiers, d["step_us"])]
+        if ramp is not None:        # its own size ramp in place of the tiers'
+            tiers = [replace(t, eff_lo=ramp[0] * t.eff_hi, eff_lo_bytes=ramp[1],
+                             eff_hi_bytes=ramp[2]) for t in tiers]
+        return replace(self, base_lat_us=self.base_lat_us + d["base_us"], tiers=tuple(tiers))
 
     def with_tier(self, index: int, **changes: Any) -> System:
         tiers = list(self.tiers)
@@ -197,7 +204,10 @@ class System:
                 lines.append(f"      {key}: {src}")
         def numbers(d: dict[str, Any]) -> str:
             steps = ", ".join(f"{x:+g}" for x in d["step_us"])
-            return f"base {d['base_us']:+g} us, per step {steps} us, bandwidth x{d['bw_factor']:g}"
+            ramp = protocol_ramp(d)
+            return (f"base {d['base_us']:+g} us, per step {steps} us, bandwidth x{d['bw_factor']:g}"
+                    + ("" if ramp is None else f", ramp x{ramp[0]:g} at {ramp[1]:g} B"
+                       f" -> x1 at {ramp[2]:g} B"))
         for name, d in self.protocols.items():
             lines.append(f"  protocol {name} ({', '.join(d['algorithms'])}): {numbers(d)}")
             lines += [f"    {algo}/{name}: {numbers(self.protocol(name, algo))}"
@@ -338,8 +348,18 @@ def _hier_plans(raw: Any, where: str) -> tuple[str, ...]:
 
 
 IMPLEMENTATION_KEYS = ("step_us", "base_us", "bw_factor", "bw_factor_lo")
-PROTOCOL_KEYS = ("base_us", "step_us", "bw_factor", "algorithms")
-OVERRIDE_KEYS = ("base_us", "step_us", "bw_factor")
+RAMP_KEYS = ("eff_lo_factor", "eff_lo_bytes", "eff_hi_bytes")
+PROTOCOL_KEYS = ("base_us", "step_us", "bw_factor", *RAMP_KEYS, "algorithms")
+OVERRIDE_KEYS = ("base_us", "step_us", "bw_factor", *RAMP_KEYS)
+
+
+def protocol_ramp(d: dict[str, Any]) -> tuple[float, float, float] | None:
+    """A protocol's own size ramp (eff_lo_factor, eff_lo_bytes, eff_hi_bytes), or None: the
+    plans that run it reach eff_lo_factor x each tier's eff_hi at and below eff_lo_bytes,
+    rising log-linearly to the tier's eff_hi at eff_hi_bytes, in place of the tier's ramp."""
+    if "eff_lo_factor" not in d:
+        return None
+    return d["eff_lo_factor"], d["eff_lo_bytes"], d["eff_hi_bytes"]
 MAX_PROTOCOLS = 4
 
 
@@ -389,9 +409,21 @@ def _protocol_numbers(d: dict, ntiers: int, where: str, w: str, valid: tuple[str
     if not isinstance(steps, list) or len(steps) != ntiers:
         raise SystemFileError(f"{where}: {w}.step_us must be a list of {ntiers} numbers, "
                               "one per tier")
-    return {"base_us": _num(where, f"{w}.base_us", d.get("base_us", 0.0), lo=-1e6, hi=1e6),
-            "step_us": tuple(_num(where, f"{w}.step_us", x, lo=-1e6, hi=1e6) for x in steps),
-            "bw_factor": _num(where, f"{w}.bw_factor", d.get("bw_factor", 1.0), lo=1e-6, hi=1.0)}
+    out = {"base_us": _num(where, f"{w}.base_us", d.get("base_us", 0.0), lo=-1e6, hi=1e6),
+           "step_us": tuple(_num(where, f"{w}.step_us", x, lo=-1e6, hi=1e6) for x in steps),
+           "bw_factor": _num(where, f"{w}.bw_factor", d.get("bw_factor", 1.0), lo=1e-6, hi=1.0)}
+    given = [k for k in RAMP_KEYS if k in d]
+    if given:
+        if len(given) != len(RAMP_KEYS):
+            raise SystemFileError(f"{where}: {w}: a ramp needs all of {', '.join(RAMP_KEYS)}; "
+                                  f"got {', '.join(given)}")
+        out["eff_lo_factor"] = _num(where, f"{w}.eff_lo_factor", d["eff_lo_factor"],
+                                    lo=1e-6, hi=1.0)
+        out["eff_lo_bytes"] = _num(where, f"{w}.eff_lo_bytes", d["eff_lo_bytes"], lo=1, hi=1e15)
+        out["eff_hi_bytes"] = _num(where, f"{w}.eff_hi_bytes", d["eff_hi_bytes"], lo=1, hi=1e15)
+        if out["eff_hi_bytes"] <= out["eff_lo_bytes"]:
+            raise SystemFileError(f"{where}: {w}.eff_hi_bytes must be above eff_lo_bytes")
+    return out
 
 
 CALIBRATION_KEYS = {"date": str, "files": list, "rows": int, "min_bytes": int, "max_bytes": int,
