@@ -203,8 +203,8 @@ def test_a_protocol_ramp_replaces_the_tiers_for_its_algorithm():
         assert ref[2] == pytest.approx(t1.bandwidth_us), n
     # TOML round trip; describe() shows it
     assert System.from_dict(tomllib.loads(s.to_toml())) == s
-    assert "tree/LL: base +0 us, per step +0 us, bandwidth x1, ramp x0.5 at 1e+06 B -> x1 at " \
-        "1e+08 B" in s.describe()
+    assert "tree/LL: base +0 us, per step +0 us, bandwidth x1, ramp x0.5 at 976.6 KiB -> x1 at " \
+        "95.37 MiB" in s.describe()
 
 
 def test_one_point_to_point_peer_gets_its_share_of_a_tier():

@@ -23,6 +23,7 @@ from ..algorithms import MODEL_ALGORITHMS, REGISTRY
 from ..algorithms.hier import INNER, OUTER, parse_label
 from ..errors import InputError, SystemFileError
 from ..fileio import read_text_file
+from ..units import human
 
 TOPOLOGIES = ("switch", "fullmesh", "ring", "torus")
 MAX_TIERS = 6                  # hier enumerates 3^(tiers-1) x 7 plans: bounded work
@@ -206,8 +207,8 @@ class System:
             steps = ", ".join(f"{x:+g}" for x in d["step_us"])
             ramp = protocol_ramp(d)
             return (f"base {d['base_us']:+g} us, per step {steps} us, bandwidth x{d['bw_factor']:g}"
-                    + ("" if ramp is None else f", ramp x{ramp[0]:g} at {ramp[1]:g} B"
-                       f" -> x1 at {ramp[2]:g} B"))
+                    + ("" if ramp is None else f", ramp x{ramp[0]:g} at {human(ramp[1], space=True)}"
+                       f" -> x1 at {human(ramp[2], space=True)}"))
         for name, d in self.protocols.items():
             lines.append(f"  protocol {name} ({', '.join(d['algorithms'])}): {numbers(d)}")
             lines += [f"    {algo}/{name}: {numbers(self.protocol(name, algo))}"
