@@ -165,10 +165,11 @@ class Compiled:
                             self.nranks, self.collective, name, allowed, self.hier_labels)
                 if proto:           # (fresh plans: build() makes new ones each call)
                     d = system.protocol(proto, name)
+                    f, ramp = d["bw_factor"], protocol_ramp(d)
                     for pl in got:
                         pl.label = f"{pl.label}/{proto}"
-                        pl.mul_hi, pl.mul_lo = pl.mul_hi * d["bw_factor"], pl.mul_lo * d["bw_factor"]
-                        pl.ramp = protocol_ramp(d)
+                        pl.mul_hi, pl.mul_lo = pl.mul_hi * f, pl.mul_lo * f
+                        pl.ramp = ramp
                 pls += got
             if spec:
                 for pl in pls:
