@@ -80,6 +80,13 @@ def test_algorithm_that_does_not_fit():
     ("name = 'x'\n[protocols.LL]\nalgorithms=['tree']\n[protocols.LL.tree]\nstep_us=[1, 2]\n"
      "[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
      "protocols.LL.tree.step_us must be a list of 1 numbers"),
+    ("name = 'x'\n[protocols.LL128]\nmax_tiers=2\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "protocols.LL128.max_tiers=2 is outside \\[1, 1\\]"),
+    ("name = 'x'\n[protocols.LL128]\nmax_tiers=0.5\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "protocols.LL128.max_tiers=0.5 is outside \\[1, 1\\]"),
+    ("name = 'x'\n[protocols.LL128]\nalgorithms=['tree']\n[protocols.LL128.tree]\nmax_tiers=1\n"
+     "[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "protocols.LL128.tree: unknown keys \\['max_tiers'\\]"),
     ("name = 'x'\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\npeer_share=0\n",
      "peer_share=0 is outside \\[1e-06, 1.0\\]"),
     ("name = 'x'\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\nshared_gbps=-1\n",

@@ -207,6 +207,43 @@ def test_a_protocol_ramp_replaces_the_tiers_for_its_algorithm():
         "95.37 MiB" in s.describe()
 
 
+def test_a_protocol_may_run_only_inside_the_inner_tiers():
+    # NCCL turns LL128 off across nodes where a GPU reaches its NIC through the host bridge:
+    # LL128 (max_tiers = 1) runs on ranks inside one node only.  Node of 4 (100 GB/s, 1 us
+    # per step), network of 8 nodes (10 GB/s, 1 us); Simple: 200 us more per call, full
+    # bandwidth; LL128: 0.9 of it, no extra latency.  Ring all-reduce of 1e8 B on 4 ranks:
+    # LL128 (1500 / 0.9 = 1667 us of bandwidth) beats Simple (200 + 1500); on 8 ranks only
+    # Simple is left, and its numbers are those of a system without LL128
+    node = Tier("node", 4, 100.0, lat_sw_us=1.0)
+    net = Tier("net", 8, 10.0, lat_sw_us=1.0)
+    simple = {"base_us": 200.0, "step_us": (0.0, 0.0), "bw_factor": 1.0, "algorithms": ("ring",)}
+    ll128 = {"base_us": 0.0, "step_us": (0.0, 0.0), "bw_factor": 0.9, "algorithms": ("ring",)}
+    s = System("two", (node, net), library_algorithms=("ring",), base_lat_us=5.0,
+               protocols={"Simple": simple, "LL128": {**ll128, "max_tiers": 1}})
+    without = replace(s, protocols={"Simple": simple})
+    assert (s.tiers_spanned(4), s.tiers_spanned(5), s.tiers_spanned(32)) == (1, 2, 2)
+    assert s.protocols_for("ring", 4) == ["Simple", "LL128"]
+    assert s.protocols_for("ring", 8) == ["Simple"] and s.protocols_for("ring") == ["Simple", "LL128"]
+    r = one(s, 1e8, "ring", p=4)
+    assert r.variant == "ring/LL128" and r.bandwidth_us == pytest.approx(1500 / 0.9)
+    for p in (8, 32):
+        r, w = one(s, 1e8, "ring", p=p), one(without, 1e8, "ring", p=p)
+        assert r.variant == "ring/Simple"
+        assert (r.latency_us, r.bandwidth_us) == (w.latency_us, w.bandwidth_us)
+        ref = reference.cost(s, p, 1e8, algorithm="ring", library_only=False)
+        assert ref[0] == pytest.approx(r.time_us)
+    # an algorithm none of whose protocols runs that wide does not apply there
+    only = replace(s, protocols={"LL128": {**ll128, "max_tiers": 1}})
+    assert one(only, 1e8, "ring", p=4).variant == "ring/LL128"
+    with pytest.raises(ValueError, match="none of ring's protocols runs on ranks that span 2 tiers"):
+        one(only, 1e8, "ring", p=8)
+    assert reference.cost(only, 8, 1e8, algorithm="ring", library_only=False) is None
+    # TOML round trip; describe() says it
+    assert System.from_dict(tomllib.loads(s.to_toml())) == s
+    assert "protocol LL128 (ring): base +0 us, per step +0, +0 us, bandwidth x0.9, only on " \
+        "ranks within 1 tier(s)" in s.describe()
+
+
 def test_one_point_to_point_peer_gets_its_share_of_a_tier():
     # peer_share 0.25: one send/receive peer moves at a quarter of the tier (NCCL's 2 p2p
     # channels per network peer); k peers in flight at once reach min(1, k/4) of it

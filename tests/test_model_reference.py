@@ -35,17 +35,21 @@ def _protocols(ntiers, extra):
     """None, or an LL-like protocol (the tiers' latencies, half bandwidth) and a Simple-like
     one (more latency per call and per step, full bandwidth), which the tree runs with
     numbers of its own (as NCCL's Tree does), with or without size ramps of their own (as
-    NCCL's tree correction table: on LL for every algorithm, on Simple for the tree)."""
+    NCCL's tree correction table: on LL for every algorithm, on Simple for the tree); LL
+    may run only on ranks inside the inner tiers (max_tiers, as NCCL's LL128 where the NIC
+    sits behind the host bridge), and Simple too (then wider ranks have no protocol)."""
     if extra is None:
         return {}
     algos = ("ring", "tree", "pairwise")
     ramp = ({"eff_lo_factor": extra[3], "eff_lo_bytes": 2.0 ** extra[4],
              "eff_hi_bytes": 2.0 ** (extra[4] + 5)} if extra[2] else {})
+    ll_tiers = {"max_tiers": min(extra[5], ntiers)} if extra[5] else {}
+    simple_tiers = ll_tiers if extra[6] else {}
     return {"LL": {"base_us": 0.0, "step_us": (0.0,) * ntiers, "bw_factor": 0.5,
-                   "algorithms": algos, **ramp},
+                   **ll_tiers, "algorithms": algos, **ramp},
             "Simple": {"base_us": extra[0], "step_us": tuple(extra[1] * (k + 1)
                                                              for k in range(ntiers)),
-                       "bw_factor": 1.0, "algorithms": algos,
+                       "bw_factor": 1.0, **simple_tiers, "algorithms": algos,
                        "by_algorithm": {"tree": {"step_us": (extra[1] + 1.0,) * ntiers,
                                                  "bw_factor": 0.9, **ramp}}}}
 
@@ -61,7 +65,8 @@ systems_st = st.builds(
              min_size=1, max_size=6, unique=True),
     st.booleans(), st.one_of(st.none(), st.tuples(st.floats(0, 10), st.floats(0, 15),
                                                    st.booleans(), st.floats(0.05, 1.0),
-                                                   st.integers(6, 24))),
+                                                   st.integers(6, 24), st.integers(0, 2),
+                                                   st.booleans())),
     st.sampled_from([(), ("hier(innet>tree)",), ("hier(ring>rhd)", "hier(mesh)")]),
 )
 

@@ -159,7 +159,12 @@ class Compiled:
             pls = []
             # one plan per protocol the algorithm runs with (NCCL: LL, LL128, Simple): its
             # latencies and bandwidth factor; the group keeps the cheapest at each size
-            protos: list[str | None] = list(system.protocols_for(name)) or [None]
+            protos: list[str | None] = list(system.protocols_for(name, self.nranks))
+            if not protos:
+                if system.protocols_for(name):
+                    raise NotApplicable(f"none of {name}'s protocols runs on ranks that span "
+                                        f"{system.tiers_spanned(self.nranks)} tiers")
+                protos = [None]
             for proto in protos:
                 got = build(system.with_protocol(proto, name) if proto else system,
                             self.nranks, self.collective, name, allowed, self.hier_labels)

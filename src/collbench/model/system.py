@@ -125,7 +125,9 @@ class System:
     # names: {"base_us": latency added to base_lat_us, "step_us": per tier, latency added to
     # its lat_sw_us, "bw_factor": bandwidth relative to the tiers' curves, "algorithms": which
     # algorithms run it}, and optionally a size ramp of its own ("eff_lo_factor",
-    # "eff_lo_bytes", "eff_hi_bytes": NCCL's tree correction table) in place of the tiers'.
+    # "eff_lo_bytes", "eff_hi_bytes": NCCL's tree correction table) in place of the tiers',
+    # and optionally "max_tiers": the protocol runs only on ranks that span at most that many
+    # tiers (NCCL turns LL128 off where a GPU reaches its NIC through the host bridge).
     # The cheapest (algorithm, protocol) wins, as in NCCL's tuner.  None: one implicit
     # protocol with the tiers' numbers as they are.
     protocols: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
@@ -136,9 +138,20 @@ class System:
     def max_ranks(self) -> int:
         return math.prod(t.size for t in self.tiers)
 
-    def protocols_for(self, algorithm: str) -> list[str]:
-        """The protocols ``algorithm`` runs with on this system ([] : the implicit one)."""
-        return [n for n, d in self.protocols.items() if algorithm in d["algorithms"]]
+    def tiers_spanned(self, nranks: int) -> int:
+        """How many tiers ``nranks`` ranks span (inner tiers first, whole groups; 1 at least)."""
+        k, cap = 1, self.tiers[0].size
+        while cap < nranks and k < len(self.tiers):
+            cap *= self.tiers[k].size
+            k += 1
+        return k
+
+    def protocols_for(self, algorithm: str, nranks: int | None = None) -> list[str]:
+        """The protocols ``algorithm`` runs with on this system ([] : the implicit one); with
+        ``nranks``, only those that run on ranks spanning that many tiers (``max_tiers``)."""
+        span = self.tiers_spanned(nranks) if nranks is not None else 0
+        return [n for n, d in self.protocols.items() if algorithm in d["algorithms"]
+                and span <= d.get("max_tiers", span)]
 
     def protocol(self, name: str, algorithm: str | None = None) -> dict[str, Any]:
         """Protocol ``name``'s base latency, per-step latencies and bandwidth factor as
@@ -208,7 +221,9 @@ class System:
             ramp = protocol_ramp(d)
             return (f"base {d['base_us']:+g} us, per step {steps} us, bandwidth x{d['bw_factor']:g}"
                     + ("" if ramp is None else f", ramp x{ramp[0]:g} at {human(ramp[1], space=True)}"
-                       f" -> x1 at {human(ramp[2], space=True)}"))
+                       f" -> x1 at {human(ramp[2], space=True)}")
+                    + (f", only on ranks within {d['max_tiers']} tier(s)" if "max_tiers" in d
+                       else ""))
         for name, d in self.protocols.items():
             lines.append(f"  protocol {name} ({', '.join(d['algorithms'])}): {numbers(d)}")
             lines += [f"    {algo}/{name}: {numbers(self.protocol(name, algo))}"
@@ -350,7 +365,7 @@ def _hier_plans(raw: Any, where: str) -> tuple[str, ...]:
 
 IMPLEMENTATION_KEYS = ("step_us", "base_us", "bw_factor", "bw_factor_lo")
 RAMP_KEYS = ("eff_lo_factor", "eff_lo_bytes", "eff_hi_bytes")
-PROTOCOL_KEYS = ("base_us", "step_us", "bw_factor", *RAMP_KEYS, "algorithms")
+PROTOCOL_KEYS = ("base_us", "step_us", "bw_factor", *RAMP_KEYS, "max_tiers", "algorithms")
 OVERRIDE_KEYS = ("base_us", "step_us", "bw_factor", *RAMP_KEYS)
 
 
@@ -384,6 +399,9 @@ def _protocols(raw: Any, ntiers: int, where: str) -> dict[str, dict[str, Any]]:
         subs = {k: v for k, v in d.items() if isinstance(v, dict)}
         spec = _protocol_numbers({k: v for k, v in d.items() if k not in subs}, ntiers, where,
                                  w, PROTOCOL_KEYS, " and a table per algorithm it runs")
+        if "max_tiers" in d:
+            spec["max_tiers"] = _num(where, f"{w}.max_tiers", d["max_tiers"], lo=1, hi=ntiers,
+                                     integer=True)
         spec["algorithms"] = tuple(str(a) for a in algos)
         by_algorithm = {}
         for algo, o in subs.items():
