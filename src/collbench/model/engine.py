@@ -159,13 +159,7 @@ class Compiled:
             pls = []
             # one plan per protocol the algorithm runs with (NCCL: LL, LL128, Simple): its
             # latencies and bandwidth factor; the group keeps the cheapest at each size
-            protos: list[str | None] = list(system.protocols_for(name, self.nranks))
-            if not protos:
-                if system.protocols_for(name):
-                    raise NotApplicable(f"none of {name}'s protocols runs on ranks that span "
-                                        f"{system.tiers_spanned(self.nranks)} tiers")
-                protos = [None]
-            for proto in protos:
+            for proto in system.protocol_variants(name, self.nranks):
                 got = build(system.with_protocol(proto, name) if proto else system,
                             self.nranks, self.collective, name, allowed, self.hier_labels)
                 if proto:           # (fresh plans: build() makes new ones each call)

@@ -54,11 +54,10 @@ def cost(system: Any, nranks: int, nbytes: float, *, collective: str = "allreduc
     best = None
     # each protocol the algorithm runs with is a system with its latencies and its bandwidth
     # factor on every tier's line rate; the cheapest wins (no protocols: the system as it is)
-    protos: list[str | None] = list(system.protocols_for(name, nranks))
-    if not protos:
-        if system.protocols_for(name):      # none of them runs across this many tiers
-            return None
-        protos = [None]
+    try:
+        protos = system.protocol_variants(name, nranks)
+    except NotApplicable:           # none of its protocols runs across this many tiers
+        return None
     for proto in protos:
         s = system
         if proto:

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..algorithms import MODEL_ALGORITHMS, REGISTRY
+from ..algorithms.base import Geometry
 from ..algorithms.hier import INNER, OUTER, parse_label
-from ..errors import InputError, SystemFileError
+from ..errors import InputError, NotApplicable, SystemFileError
 from ..fileio import read_text_file
 from ..units import human
 
@@ -140,18 +141,27 @@ class System:
 
     def tiers_spanned(self, nranks: int) -> int:
         """How many tiers ``nranks`` ranks span (inner tiers first, whole groups; 1 at least)."""
-        k, cap = 1, self.tiers[0].size
-        while cap < nranks and k < len(self.tiers):
-            cap *= self.tiers[k].size
-            k += 1
-        return k
+        return Geometry(self, nranks).L
 
     def protocols_for(self, algorithm: str, nranks: int | None = None) -> list[str]:
         """The protocols ``algorithm`` runs with on this system ([] : the implicit one); with
         ``nranks``, only those that run on ranks spanning that many tiers (``max_tiers``)."""
-        span = self.tiers_spanned(nranks) if nranks is not None else 0
-        return [n for n, d in self.protocols.items() if algorithm in d["algorithms"]
-                and span <= d.get("max_tiers", span)]
+        names = [n for n, d in self.protocols.items() if algorithm in d["algorithms"]]
+        if nranks is None:
+            return names
+        span = self.tiers_spanned(nranks)
+        return [n for n in names if span <= self.protocols[n].get("max_tiers", span)]
+
+    def protocol_variants(self, algorithm: str, nranks: int) -> list[str | None]:
+        """The protocols ``algorithm`` runs with on ``nranks`` ranks, or [None] (the implicit
+        one) if it names none; NotApplicable if none of those it names runs that wide."""
+        names = self.protocols_for(algorithm, nranks)
+        if names:
+            return list(names)
+        if self.protocols_for(algorithm):
+            raise NotApplicable(f"none of {algorithm}'s protocols runs on ranks that span "
+                                f"{self.tiers_spanned(nranks)} tiers")
+        return [None]
 
     def protocol(self, name: str, algorithm: str | None = None) -> dict[str, Any]:
         """Protocol ``name``'s base latency, per-step latencies and bandwidth factor as
