@@ -32,7 +32,7 @@ from ..algorithms import COLLECTIVES, REGISTRY, check_collective
 from ..algorithms.base import Geometry
 from ..errors import CollbenchError, FitError, InputError
 from ..model import _kernels
-from ..model.engine import Compiled, kernel_args
+from ..model.engine import Compiled, kernel_args, pack_ramps
 from ..model.extrapolation import LIBRARY_NAMES
 from ..model.system import System, Tier, load_system
 from ..units import human
@@ -166,7 +166,7 @@ class Model:
         self.floor = cat([g.floor for g in groups])
         self.SP = cat([g.SP for g in groups])
         self.mul = cat([g.mul for g in groups])
-        self.ramps = [r for g in groups for r in g.ramps]
+        self.ramps = pack_ramps([r for g in groups for r in g.ramps])
         self.group = cat([np.full(len(g.L0), i, np.intc) for i, g in enumerate(groups)])
         impls = sorted({g.impl for g in groups if g.impl}, key=str)
         self.impls = impls

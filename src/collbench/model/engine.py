@@ -8,7 +8,6 @@ kernel or its NumPy twin, which the tests race and hold against each other.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -200,7 +199,7 @@ class Compiled:
             self.pipe_d[idx], self.pipe_a[idx], self.floor[idx], group, tier_arrays(s),
             np.array([self.plans[j].mul_lo for j in idx]),
             np.array([self.plans[j].mul_hi for j in idx]),
-            [self.plans[j].ramp for j in idx])
+            pack_ramps([self.plans[j].ramp for j in idx]))
         # names for frames: per plan its algorithm and label
         self.plan_algorithms = [p.algorithm for p in self.plans]
         self.plan_labels = [p.label for p in self.plans]
@@ -232,26 +231,38 @@ def tier_arrays(system: System) -> tuple[np.ndarray, ...]:
             np.log([x.eff_lo_bytes for x in t]), np.log([x.eff_hi_bytes for x in t]))
 
 
+def pack_ramps(ramps: Sequence[tuple[float, float, float] | None]
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per plan row its protocol's own ramp or None, packed once for ``kernel_args``: the
+    rows that have one, and per such row (eff_lo_factor, log eff_lo_bytes, log eff_hi_bytes)."""
+    rows = [r for r, x in enumerate(ramps) if x is not None]
+    if not rows:
+        return None
+    v = np.array([ramps[r] for r in rows], dtype=float)
+    v[:, 1:] = np.log(v[:, 1:])
+    return np.array(rows, dtype=np.intp), v
+
+
 def kernel_args(coef: np.ndarray, lsc: np.ndarray, lat: Any, red: Any, mode: Any, pipe_d: Any,
                 pipe_a: Any, floor: Any, group: Any, tiers: tuple[np.ndarray, ...],
                 mul_lo: Any = 1.0,
                 mul_hi: Any = 1.0,
-                ramps: Sequence[tuple[float, float, float] | None] = ()
+                ramps: tuple[np.ndarray, np.ndarray] | None = None
                 ) -> tuple[np.ndarray, ...]:
     """The kernel's arguments for plan rows (coef/logscale [rows, tiers], per-row latency,
     reduction us/byte, mode, pipelining, group) on tiers given by ``tier_arrays``;
     ``mul_lo``/``mul_hi`` (scalars or per row) scale the ends of each row's efficiency curve;
-    ``ramps`` (per row, or empty) puts a protocol's own ramp in place of the tiers'."""
+    ``ramps`` (``pack_ramps``) puts a protocol's own ramp in place of the tiers' on its rows."""
     bw, eff_lo, eff_hi, llo, lhi = tiers
     R, T = coef.shape
     scale = np.exp(-lsc)                         # data of the sub-collective = n / scale
     cb = coef / bw
     llo, lhi = np.tile(llo, (R, 1)), np.tile(lhi, (R, 1))
     eff_lo = np.tile(eff_lo, (R, 1))
-    for r, ramp in enumerate(ramps):
-        if ramp is not None:
-            eff_lo[r] = ramp[0] * eff_hi
-            llo[r], lhi[r] = math.log(ramp[1]), math.log(ramp[2])
+    if ramps is not None:
+        rows, v = ramps
+        eff_lo[rows] = v[:, :1] * eff_hi
+        llo[rows], lhi[rows] = v[:, 1:2], v[:, 2:3]
     e_lo = np.broadcast_to(mul_lo, (R,))[:, None] * eff_lo
     e_hi = np.multiply.outer(np.broadcast_to(mul_hi, (R,)), eff_hi)
     c = np.ascontiguousarray

@@ -386,6 +386,8 @@ def protocol_ramp(d: dict[str, Any]) -> tuple[float, float, float] | None:
     if "eff_lo_factor" not in d:
         return None
     return d["eff_lo_factor"], d["eff_lo_bytes"], d["eff_hi_bytes"]
+
+
 MAX_PROTOCOLS = 4
 
 
