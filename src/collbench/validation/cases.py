@@ -42,7 +42,7 @@ CASE_SYSTEMS: list[tuple[str, str]] = [
     ("tl-a100pcie-*", "a100-pcie-ib"),
     ("*xx-h100-*", "dgx-h100"),
     ("rccl-mi300x-*", "mi300x-node"),
-    ("rccl-mi355x-*", "-MI355X: no system written yet"),
+    ("rccl-mi355x-*", "mi355x-node"),
     ("odd-aws-p4de-*", "aws-p4de"),
     ("odd-aws-p5-*", "aws-p5"),
     ("*osu-azure-*", "-CPU ranks over MPI: no system written yet"),

@@ -76,6 +76,7 @@ KINDS: dict[str, list[tuple[str, int]]] = {
     "NCCL across nodes over InfiniBand": [("dgx-a100", 1), ("snellius-h100", 1),
                                           ("a100-pcie-ib", 1)],
     "NCCL inside a PCIe node": [("pc-2080ti-pcie", 0)],
+    "RCCL inside an xGMI node": [("mi300x-node", 0)],
 }
 # Tiers with no small-size runs in the corpus: (system, tier) -> (the same hardware measured
 # elsewhere as (system, tier), or a kind of KINDS; why).
@@ -87,6 +88,7 @@ DERIVED: dict[tuple[str, int], tuple[tuple[str, int] | str, str]] = {
     **{(n, 1): ("NCCL across nodes over InfiniBand", "NCCL across nodes over InfiniBand")
        for n in ("dgx-h100", "dgx-h200", "dgx-b200", "gb200-nvl72")},
     ("a100-pcie-ib", 0): ("NCCL inside a PCIe node", "NCCL inside a PCIe node"),
+    ("mi355x-node", 0): ("RCCL inside an xGMI node", "RCCL inside an xGMI node"),
 }
 
 
