@@ -3,6 +3,7 @@ what is and is not identified, the fitted TOML in estimate/run, extrapolation la
 cross-validation and --predict local on real mpiexec runs, and the nccl-tests round trip."""
 import math
 import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -102,6 +103,25 @@ def test_only_identified_parameters_are_fitted():
     assert v2[("lat", 1)].fitted
     assert f2.system.tiers[1].lat_sw_us == pytest.approx(4.0, rel=0.03)
     assert C.geomean_error(df2.time_us, C.predict_rows(f2.system, df2)) < 0.005
+
+
+def test_a_latency_is_fitted_only_where_it_is_a_share_of_the_times():
+    true = truth(two_tiers=True)
+    df = synthetic(true, ranks=(2, 8, 16, 32), algos=("mpi", "ring"))
+    big = df[df.nbytes >= 1 << 26].copy()
+    big["time_us"] *= 1.05               # a bandwidth curve slightly off, as real runs are
+    base = replace(true, tiers=(true.tiers[0], replace(true.tiers[1], lat_sw_us=9.0)))
+    f = C.fit(big, base)
+    v = fitted_values(f)
+    for k in (0, 1):
+        assert not v[("lat", k)].fitted
+        assert v[("lat", k)].why == "under 10% of every measured time"
+    assert f.system.tiers[1].lat_sw_us == 9.0
+    # the same rows with the small sizes pin the latency, and the fit finds it
+    small = df.copy()
+    f2 = C.fit(small, base)
+    assert fitted_values(f2)[("lat", 1)].fitted
+    assert f2.system.tiers[1].lat_sw_us == pytest.approx(4.0, rel=0.03)
 
 
 def test_fit_of_a_thousand_rows_converges():

@@ -12,9 +12,10 @@ the sizes where the efficiency curve bends; per implementation run by name (coll
 Python algorithms next to MPI_Allreduce): extra latency per step and its efficiency relative
 to the tiers' curve at large and small sizes; per system: the fixed cost of a collective and
 the local reduction throughput; last, a fixed cost per implementation.  Only what
-the data identifies is fitted: a parameter whose effect on the measured times is nil, or
-is a combination of parameters before it (in the order above), keeps its base value, and
-the output says so.
+the data identifies is fitted: a parameter whose effect on the measured times is nil, a
+latency that is under 10% of every measured time (rows of large sizes only: left free, it
+stretches to absorb the bandwidth curve's misfit), or a combination of parameters before it
+(in the order above), keeps its base value, and the output says so.
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ from ..units import human
 SOFT_L1_SCALE = 0.2                  # residuals (log time) beyond ~20% are down-weighted
 SEPARABLE = 0.03                     # a column must keep 3% of its norm after projection
 NEGLIGIBLE = 1e-4                    # RMS change in log time per unit of a parameter
+MIN_SHARE = 0.1                      # a latency is fitted only where it is >= 10% of a time
+LATENCIES = ("lat", "step", "base", "ibase")   # additive microseconds
 
 
 MAX_REDUCE_GBPS = 1e5      # no chip reduces faster than 100 TB/s of input (HBM3e: ~8 TB/s)
@@ -293,6 +296,11 @@ def _identify(model: Model, theta, logy):
         norm = np.linalg.norm(col)
         if not np.isfinite(norm) or norm / math.sqrt(m) < NEGLIGIBLE:
             p.why = "no effect on the measured times"
+            continue
+        # a latency that is a sliver of every measured time (large sizes only) is not pinned
+        # by them: the fit would stretch it to absorb the bandwidth curve's misfit
+        if p.kind in LATENCIES and np.max(np.abs(col)) * max(abs(theta[j]), 1.0) < MIN_SHARE:
+            p.why = f"under {MIN_SHARE:.0%} of every measured time"
             continue
         r = col.copy()
         for q in basis:
