@@ -118,8 +118,7 @@ def test_a_latency_is_fitted_only_where_it_is_a_share_of_the_times():
         assert v[("lat", k)].why == "under 10% of every measured time"
     assert f.system.tiers[1].lat_sw_us == 9.0
     # the same rows with the small sizes pin the latency, and the fit finds it
-    small = df.copy()
-    f2 = C.fit(small, base)
+    f2 = C.fit(df, base)
     assert fitted_values(f2)[("lat", 1)].fitted
     assert f2.system.tiers[1].lat_sw_us == pytest.approx(4.0, rel=0.03)
 
