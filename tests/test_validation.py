@@ -162,6 +162,30 @@ def test_fitted_systems_are_what_the_fit_gives_today(tmp_path):
             assert getattr(ta, k) == pytest.approx(getattr(tb, k), rel=1e-3), k
 
 
+def test_a_refused_fit_keeps_the_spec_and_the_run_goes_on(tmp_path, monkeypatch):
+    """A system whose fit is refused (calibrate's physical checks) is said so in one line, its
+    stale fitted file goes (validate --fitted then uses the spec-based system), its cases keep
+    their spec figures, and the other systems are still fitted."""
+    from collbench.errors import FitError
+    from collbench.validation import fitted
+    real = fitted.fit_one
+
+    def refuse_a100(name, cases, frames):
+        if name == "dgx-a100":
+            raise FitError("tier ib-hdr: refused for the test")
+        return real(name, cases, frames)
+    monkeypatch.setattr(fitted, "fit_one", refuse_a100)
+    (tmp_path / "dgx-a100.toml").write_text("stale")
+    said = []
+    df = fitted.fit_corpus(tmp_path, names=["dgx-a100", "snellius-h100"], progress=said.append,
+                           loo=False)
+    assert not (tmp_path / "dgx-a100.toml").exists() and (tmp_path / "snellius-h100.toml").exists()
+    assert any(x.startswith("# dgx-a100: fit refused (tier ib-hdr") for x in said)
+    a100 = df[df.system == "dgx-a100"]
+    assert len(a100) == 5 and a100.spec_all.notna().all() and a100.fit_all.isna().all()
+    assert df[df.system == "snellius-h100"].fit_all.notna().all()
+
+
 def test_fitted_validation_beats_the_spec_in_sample_and_left_out():
     """validate(fitted=True) on cases the fit saw, and the left-out fit on one it did not:
     both closer to the measurement than the spec-based system on the DGX H100 cases."""

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import CollbenchError
+from ..errors import CollbenchError, FitError
 from ..model.system import System
 from ..results.io import atomic_write
 from .cases import _system, case_rows, index, per_node, system_for, system_names, validate
@@ -74,8 +74,18 @@ def fit_corpus(out_dir: Path = FITTED_DIR, names: list[str] | None = None,
         cases = [c for c in cases if c in frames and len(frames[c])]
         if not cases:
             continue
-        fitted = fit_one(name, cases, frames)
         path = out_dir / f"{name}.toml"
+        try:
+            fitted = fit_one(name, cases, frames)
+        except FitError as exc:
+            # the model cannot follow these cases with physical numbers: say so, keep the
+            # spec-based system for them (a stale fitted file would claim otherwise)
+            path.unlink(missing_ok=True)
+            progress(f"# {name}: fit refused ({exc}); its cases keep the spec-based system")
+            rows += [{"case": c, "system": name, "collective": r.collective, "nranks": r.nranks,
+                      "spec_1m": r.error_1m, "spec_all": r.error_all}
+                     for c in cases for r in validate(case=c).itertuples()]
+            continue
         atomic_write(path, fitted.to_toml())
         progress(f"# {name}: fitted to {len(cases)} case(s) "
                  f"({sum(len(frames[c]) for c in cases)} rows) -> {path}"
@@ -100,7 +110,8 @@ def fit_corpus(out_dir: Path = FITTED_DIR, names: list[str] | None = None,
             progress(f"#   {c}: spec {spec.error_all.iloc[0]:.0%}, fitted "
                      f"{inside.error_all.iloc[0]:.0%}"
                      + (f", left out {out.error_all.iloc[0]:.0%}" if out is not None else ""))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["case", "system", "collective", "nranks", "spec_1m",
+                                       "spec_all", "fit_1m", "fit_all", "loo_1m", "loo_all"])
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
