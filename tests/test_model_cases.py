@@ -94,6 +94,50 @@ def test_full_mesh_ring_uses_one_link():
     assert ring.bandwidth_us == pytest.approx(7 * mesh2.bandwidth_us)
 
 
+def test_tree_pipelines_its_hops_across_nodes_by_hand():
+    # 8 ranks, 2 per node on 4 nodes; base 5 us.  Inside a node 2 ceil(log2 2) = 2 hops of
+    # 1 us, paid once; across the nodes 2 ceil(log2 4) = 4 hops of 2 us, pipelined.  The
+    # busiest port moves 2 bytes per byte, a node's 2 ranks share the crossing: n / 1e4 B/us
+    # over the network.  One segment (8 B): 5 + 2 + 4 x 2, and the data through each of the
+    # 4 network hops; 1e8 B (nb = 1e4 us): the best segment count
+    # k = sqrt((4 - 1) nb / 2) = 122.5, latency 5 + 2 + (3 + k) x 2, bandwidth (1 + 3 / k) nb
+    node = Tier("node", 2, 100.0, lat_sw_us=1.0)
+    net = Tier("net", 4, 10.0, lat_sw_us=2.0)
+    s = System("two", (node, net), base_lat_us=5.0)
+    small = one(s, 8, "tree", p=8)
+    assert small.latency_us == pytest.approx(15)
+    assert small.bandwidth_us == pytest.approx(4 * 8 / 1e4)
+    k = math.sqrt(3 * 1e4 / 2)
+    big = one(s, 1e8, "tree", p=8)
+    assert big.latency_us == pytest.approx(5 + 2 + (3 + k) * 2)
+    assert big.bandwidth_us == pytest.approx((1 + 3 / k) * 1e4)
+    for n, r in ((8, small), (1e8, big)):
+        ref = reference.cost(s, 8, n, algorithm="tree", library_only=False)
+        assert (ref[1], ref[2]) == (pytest.approx(r.latency_us), pytest.approx(r.bandwidth_us))
+    # inside one node nothing is pipelined: 4 ranks, 4 hops of 1 us once, 2n / 1e5 B/us
+    r = one(flat_system(), 1e8, "tree")
+    assert (r.latency_us, r.bandwidth_us) == (pytest.approx(9), pytest.approx(2000))
+    # NVLSTree (hier(innet>tree)): the tree's hops across the nodes carry the whole plan, NVLS
+    # inside and the tree across (4 nodes: 4 hops of 2 us; NVLS inside: 2 x 3 us once).  At
+    # 8 B one segment; at 1e8 B the segments pipeline the sum of both bandwidth terms
+    node = Tier("node", 4, 100.0, lat_sw_us=1.0, innet=True, innet_eff=0.5, innet_lat_us=3.0)
+    nvls = System("hand", (node, net), base_lat_us=0.0)
+    r = one(nvls, 8, "hier(innet>tree)", p=16)
+    assert r.latency_us == pytest.approx(2 * 3.0 + 4 * 2.0)
+    flat = one(replace(nvls, tiers=(node, replace(net, lat_sw_us=0.0))), 1e8,
+               "hier(innet>tree)", p=16)                # no hop latency: nothing to pipeline
+    nb = flat.bandwidth_us
+    r = one(nvls, 1e8, "hier(innet>tree)", p=16)
+    k = math.sqrt(3 * nb / 2)
+    assert r.latency_us == pytest.approx(2 * 3.0 + (3 + k) * 2)
+    assert r.bandwidth_us == pytest.approx((1 + 3 / k) * nb)
+    for n in (8, 1e8):
+        got = one(nvls, n, "hier(innet>tree)", p=16)
+        ref = reference.cost(nvls, 16, n, algorithm="hier(innet>tree)", library_only=False)
+        assert (ref[1], ref[2]) == (pytest.approx(got.latency_us),
+                                    pytest.approx(got.bandwidth_us))
+
+
 def test_nccl_latency_split_intra_inter():
     # NCCL: ring = base + (2(n-1) - 2(nodes-1)) intra + 2(nodes-1) inter;
     #       tree = base + 2((ppn-1) ... ) -> collbench: 2 (log2 ppn intra + log2 nodes inter)
@@ -171,9 +215,10 @@ def test_protocol_numbers_of_one_algorithm():
         assert (r1.latency_us, r1.bandwidth_us) == (r0.latency_us, r0.bandwidth_us)
         t0, t1 = one(base, n, "tree"), one(s, n, "tree")
         assert t1.variant == "tree/LL"
-        steps = (t0.latency_us - 5.0) / 1.0      # flat_system: base 5 us, 1 us per step
-        assert t1.latency_us == pytest.approx(t0.latency_us + 1.0 + 2.0 * steps)
-        assert t1.bandwidth_us == pytest.approx(2 * t0.bandwidth_us)
+        if n == 8:      # one segment: every hop's latency once (large sizes pipeline them)
+            steps = (t0.latency_us - 5.0) / 1.0      # flat_system: base 5 us, 1 us per step
+            assert t1.latency_us == pytest.approx(t0.latency_us + 1.0 + 2.0 * steps)
+            assert t1.bandwidth_us == pytest.approx(2 * t0.bandwidth_us)
         ref = reference.cost(s, 4, n, algorithm="tree", library_only=False)
         assert ref[1] == pytest.approx(t1.latency_us) and ref[2] == pytest.approx(t1.bandwidth_us)
     # TOML: a [protocols.LL.tree] table; read back equal; describe() names it
@@ -188,7 +233,10 @@ def test_a_protocol_ramp_replaces_the_tiers_for_its_algorithm():
     # at and below 1 MB, rising log-linearly to 1 at 100 MB.  The tree reaches 0.4 of the
     # line rate at 1e5 B (the tier's own ramp, done at 1e4 B, would give 0.8), 0.6 at 1e7 B
     # (half way in log), 0.8 at 1e9 B; its latency and the ring keep the tier's numbers
-    base = replace(flat_system(eff_lo=0.3, eff_hi=0.8, eff_lo_bytes=1e3, eff_hi_bytes=1e4),
+    # (no step latency: the tree's segment pipelining, which trades it against bandwidth,
+    # stays out of the comparison)
+    base = replace(flat_system(a=0.0, eff_lo=0.3, eff_hi=0.8, eff_lo_bytes=1e3,
+                               eff_hi_bytes=1e4),
                    library_algorithms=("ring", "tree"), protocols={
                        "LL": {"base_us": 0.0, "step_us": (0.0,), "bw_factor": 1.0,
                               "algorithms": ("ring", "tree")}})
@@ -273,8 +321,9 @@ def test_a_shared_capacity_is_split_among_the_chips_sending_at_once():
     # 2 chips of 12 GB/s behind one 10 GB/s uplink (shared_gbps): a broadcast or reduce has
     # one sender, which gets 10; a ring all-reduce or all-gather, a pairwise all-to-all or
     # a tree have both sending, 5 each; without the shared capacity all run at 12
-    shared = flat_system(p=2, bw=12.0, shared_gbps=10.0)
-    free = flat_system(p=2, bw=12.0)
+    # (no step latency: the tree's segment pipelining stays out of the comparison)
+    shared = flat_system(p=2, bw=12.0, a=0.0, shared_gbps=10.0)
+    free = flat_system(p=2, bw=12.0, a=0.0)
     for coll, algo, slower in [("broadcast", "ring", 1.2), ("reduce", "ring", 1.2),
                                ("allreduce", "ring", 2.4), ("all_gather", "ring", 2.4),
                                ("all_to_all", "pairwise", 2.4), ("allreduce", "tree", 2.4)]:
@@ -361,8 +410,9 @@ def test_channels_span_a_full_mesh():
     assert spread.bandwidth_us == pytest.approx(1500)
     assert spread.latency_us == one_ring.latency_us
     # the same for the tree; a single exchange (sendrecv) or rhd is still one partner at a time
-    tree = one(replace(mesh, channels_span_mesh=True), 1e8, "tree")
-    assert tree.bandwidth_us == pytest.approx(one(mesh, 1e8, "tree").bandwidth_us / 3)
+    flat = replace(mesh, tiers=(replace(mesh.tiers[0], lat_sw_us=0.0),))   # unpipelined
+    tree = one(replace(flat, channels_span_mesh=True), 1e8, "tree")
+    assert tree.bandwidth_us == pytest.approx(one(flat, 1e8, "tree").bandwidth_us / 3)
     assert (one(replace(mesh, channels_span_mesh=True), 1e8, "rhd").bandwidth_us
             == one(mesh, 1e8, "rhd").bandwidth_us)
 

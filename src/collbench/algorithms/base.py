@@ -94,6 +94,12 @@ class Plan:
             self.coef = [0.0] * self.ntiers
             self.logscale = [0.0] * self.ntiers
 
+    @property
+    def unpipelined_lat(self) -> float:
+        """The latency of one segment: every pipelined hop paid once (what the kernel
+        charges at sizes too small to split)."""
+        return self.lat + self.pipe_d * self.pipe_a
+
 
 class Geometry:
     """How ``p`` ranks fill a system's tiers (inner tiers first, whole groups)."""
@@ -202,6 +208,17 @@ def ceil_log2(p: int) -> int:
     return (p - 1).bit_length()
 
 
+def chain_pipeline(d: float, a: float, nb: float) -> tuple[float, float]:
+    """(latency, bandwidth) of moving data through a chain of ``d`` hops in segments, each
+    segment paying ``a`` per hop, ``nb`` the bandwidth time of the whole data over the
+    slowest hop, at the best segment count k = sqrt((d - 1) nb / a) (at least 1): the
+    plain-Python twin of the kernel's pipelining step (``Plan.pipe_d``, ``Plan.pipe_a``)."""
+    if d > 1 and a > 0:
+        k = max(1.0, math.sqrt((d - 1) * nb / a))
+        return (d - 1 + k) * a, (1 + (d - 1) / k) * nb
+    return d * a, nb
+
+
 def need_switched(g: Geometry, algo: str) -> None:
     if not g.switched():
         raise NotApplicable(f"'{algo}' needs direct paths between all ranks (switch or full-mesh "
@@ -236,9 +253,15 @@ class RefLevels:
     bytes (= n / scale): ``lv`` is [(tier, u, R)], u groups of R ranks at each level."""
 
     def __init__(self, system: Any, p: int, n: float, *, levels: list | None = None,
-                 scale: float = 1.0, ctx: Any = None, collective: str = "") -> None:
+                 scale: float = 1.0, ctx: Any = None, collective: str = "",
+                 pipelined: bool = True) -> None:
         self.system, self.p, self.n, self.ctx = system, p, n, ctx
         self.collective = collective
+        # False: a sub-collective inside an enclosing algorithm (hier's outer step), which
+        # pipelines the whole: the reference leaves its hops out of the latency and puts
+        # them in ``pipe`` (hops, mean latency per hop), as a plan's pipe_d / pipe_a
+        self.pipelined = pipelined
+        self.pipe: tuple[float, float] = (0.0, 0.0)
         self.m = n / scale
         self.lv = levels if levels is not None else self.levels(system, p)
         self.L = len(self.lv)
@@ -262,6 +285,11 @@ class RefLevels:
 
     def lat(self, i: int) -> float:
         return self.lat_of(self.lv[i][0])
+
+    def innermost(self, i: int) -> bool:
+        """Level i is the system's innermost tier (a sub-collective's levels may start
+        further out: hier's outer step)."""
+        return self.lv[i][0] is self.system.tiers[0]
 
     def rate(self, i: int, per: float = 1.0, senders: int | None = None) -> float:
         """bytes per microsecond achieved on level i for this (sub)collective's data, moved

@@ -13,7 +13,7 @@ import re
 import numpy as np
 
 from ..errors import NotApplicable
-from .base import SUM, Algorithm, Geometry, Plan, PlanContext, RefLevels
+from .base import SUM, Algorithm, Geometry, Plan, PlanContext, RefLevels, chain_pipeline
 from .halving import rhd_allreduce
 from .innet import link_bytes
 from .ring import bounds, ring_all_gather, ring_reduce_scatter
@@ -116,8 +116,11 @@ def _plans(g: Geometry, ctx: PlanContext) -> list[Plan]:
         name = "+".join(c for c in combo if c != "-")
         if coll == "allreduce":
             for o in outer:
+                # an outer step that pipelines (the tree across nodes) carries the whole
+                # plan through its hops: NVLSTree's chunks go through NVLS and the tree
                 plans.append(Plan("hier", f"hier({name}>{o.algorithm})", base.ntiers,
-                                  lat=base.lat + o.lat, red=base.red + o.red, mode=SUM,
+                                  lat=base.lat + o.lat, red=base.red + o.red,
+                                  mode=SUM, pipe_d=o.pipe_d, pipe_a=o.pipe_a,
                                   coef=[a + b for a, b in zip(base.coef, o.coef)],
                                   logscale=[a if a else b for a, b in zip(base.logscale,
                                                                           o.logscale)]))
@@ -187,21 +190,27 @@ def reference_candidates(r: RefLevels, allowed) -> list[tuple[str, tuple[float, 
         except NotApplicable:
             continue
         name = "+".join(c for c in combo if c != "-")
-        outs: list[tuple[str, tuple[float, float, float]]] = [("", (0.0, 0.0, 0.0))]
+        outs: list[tuple[str, tuple[float, float, float], tuple[float, float]]] = [
+            ("", (0.0, 0.0, 0.0), (0.0, 0.0))]
         if coll == "allreduce":
             t, u, R = r.lv[-1]
             sub = RefLevels(r.system, u, r.n, levels=[[t, u, 1]], scale=R, ctx=r.ctx,
-                            collective="allreduce")
+                            collective="allreduce", pipelined=False)
             outs = []
             for a in [x for x in OUTER if x in allowed] or ["ring"]:
                 try:
-                    outs.append((a, r.ctx.flat(a, sub)))
+                    outs.append((a, r.ctx.flat(a, sub), sub.pipe))
                 except NotApplicable:
                     pass
-        for oname, o in outs:
+                sub.pipe = (0.0, 0.0)
+        for oname, o, (d, pa) in outs:
             label = f"hier({name}>{oname})" if coll == "allreduce" else f"hier({name})"
-            out.append((label, (sum(x[0] for x in parts) + o[0], sum(x[1] for x in parts) + o[1],
-                                sum(x[2] for x in parts) + o[2])))
+            lat = sum(x[0] for x in parts) + o[0]
+            bw = sum(x[1] for x in parts) + o[1]
+            if d:                       # the outer step's hops carry the whole plan
+                pl, bw = chain_pipeline(d, pa, bw)
+                lat += pl
+            out.append((label, (lat, bw, sum(x[2] for x in parts) + o[2])))
     if not out:
         raise NotApplicable("hier")
     return library_plans(out, r.ctx.hier_labels, coll, lambda c: c[0])

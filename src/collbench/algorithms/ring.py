@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .base import MAX, Algorithm, Geometry, Plan, PlanContext, RefLevels, c_loops
+from .base import MAX, Algorithm, Geometry, Plan, PlanContext, RefLevels, c_loops, chain_pipeline
 
 ring = Algorithm("ring", "reduce-scatter then all-gather around a ring (a pipelined chain for "
                          "broadcast/reduce)")
@@ -112,10 +112,7 @@ def _ref_chain(r: RefLevels, red: bool) -> tuple[float, float, float]:
     # the chain's last chip does not send: the outermost group has one sender fewer
     nb = max(r.m * r.link(i, True) / (r.lv[i][2] * r.rate(i, senders=r.chips(i) - (i == r.L - 1)))
              for i in range(r.L))
-    if d > 1 and a > 0:
-        k = max(1.0, math.sqrt((d - 1) * nb / a))
-        return (d - 1 + k) * a, (1 + (d - 1) / k) * nb, r.m if red else 0.0
-    return d * a, nb, r.m if red else 0.0
+    return (*chain_pipeline(d, a, nb), r.m if red else 0.0)
 
 
 @ring.reference("broadcast")

@@ -5,7 +5,18 @@ from __future__ import annotations
 import functools
 import math
 
-from .base import MAX, SUM, Algorithm, Geometry, Plan, PlanContext, RefLevels, c_loops, ceil_log2
+from .base import (
+    MAX,
+    SUM,
+    Algorithm,
+    Geometry,
+    Plan,
+    PlanContext,
+    RefLevels,
+    c_loops,
+    ceil_log2,
+    chain_pipeline,
+)
 
 tree = Algorithm("tree", "double binary tree (NCCL's Tree): two complementary binary trees "
                          "each carry half of the data, reduce up then broadcast down")
@@ -17,27 +28,55 @@ binomial = Algorithm("binomial", "binomial tree: reduce to the root in ceil(log2
 
 @tree.plan("allreduce")
 def _tree_plan(g: Geometry, ctx: PlanContext) -> Plan:
+    """Across nodes the data goes up the tree and back down in segments, one after another
+    through the 2 ceil(log2 u) hops of every outer tier: a pipelined chain of that depth (the
+    kernel's pipelining step, as the ring's broadcast chain) whose segments each pay a hop's
+    latency, at the best segment count.  NCCL's tuner charges the hops' latency once and
+    patches the medium sizes with its tree correction table (kept as the protocols' ramps),
+    but the fill grows with the depth, log2 of the nodes, which one table cannot follow.
+    The innermost tier's hops (NVLink, 0.6-4 us a step against the network's 5-14) are
+    charged once, as before: a tree inside one node is unchanged."""
     plan = g.new("tree", mode=MAX)
     if g.p == 1:
         return plan
     for i in range(g.L):
-        plan.lat += 2 * ceil_log2(g.u[i]) * g.a[i]
+        hops = 2 * ceil_log2(g.u[i])
+        if g.ks[i] == 0:        # the innermost tier's hops: latency once (see the docstring)
+            plan.lat += hops * g.a[i]
+        else:
+            plan.pipe_d += hops
+            plan.pipe_a += hops * g.a[i]
         # reduce up, then broadcast down: in each phase the busiest rank moves the whole data
         # through one port (two children's halves in, or out), NCCL's tree model at every
         # rank count.  With 2 ranks collbench's exact tree moves half that; the model keeps
         # NCCL's figure (measured NCCL runs on 2 nodes are slower than either, see
         # collbench validate); test_real_tree_is_the_modelled_double_binary_tree checks both
         g.add(plan, i, 2 * g.lfc[i] / g.R[i])
+    if plan.pipe_d:
+        plan.pipe_a /= plan.pipe_d          # mean latency per hop
     plan.red += 1 / g.scale
     return plan
 
 
 @tree.reference("allreduce")
 def _tree_ref(r: RefLevels) -> tuple[float, float, float]:
-    lat = sum(2 * math.ceil(math.log2(u)) * r.lat_of(t) for t, u, _ in r.lv if u > 1)
+    inner = d = lat = 0.0
+    for i, (t, u, _) in enumerate(r.lv):
+        hops = 2 * math.ceil(math.log2(u))
+        if r.innermost(i):                  # the innermost tier: its hops' latency once
+            inner += hops * r.lat_of(t)
+        else:
+            d += hops
+            lat += hops * r.lat_of(t)
     # busiest port of a double binary tree, up then down: 2 bytes per byte (NCCL's tree model)
     bw = max(2 * r.m * r.link(i, True) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
-    return lat, bw, r.m
+    if d == 0:
+        return inner, bw, r.m
+    if not r.pipelined:                     # the enclosing algorithm pipelines (hier)
+        r.pipe = (d, lat / d)
+        return inner, bw, r.m
+    pl, pb = chain_pipeline(d, lat / d, bw)
+    return inner + pl, pb, r.m
 
 
 # the real double binary tree ---------------------------------------------------------------
