@@ -37,12 +37,18 @@ def evaluate(const double[::1] nbytes,
     cdef double x, lx, b, c, t, lt, bt, rt, kk, d
     cdef bint have_lx
     # per plan a lower bound of its bandwidth cost per byte (each tier at its better flat
-    # end: the efficiency curve lies between them); a plan whose latency plus that bound
+    # end: the efficiency curve lies between them); a plan whose latency bound plus that bound
     # cannot beat its group's best so far is skipped (same result, fewer terms: protocol
     # variants of one algorithm lose this way at most sizes)
     bmin_arr = np.zeros(P)
     cdef double[::1] bmin = bmin_arr
+    # ... and of its latency: a pipelined plan pays every hop at least once (k >= 1 segments),
+    # and no plan beats its floor
+    lmin_arr = np.zeros(P)
+    cdef double[::1] lmin = lmin_arr
     for j in range(P):
+        lt = lat[j] + (pipe_d[j] * pipe_a[j] if pipe_d[j] > 0.0 else 0.0)
+        lmin[j] = lt if lt > floor[j] else floor[j]
         b = 0.0
         for k in range(T):
             if cb[j, k] == 0.0:
@@ -70,7 +76,7 @@ def evaluate(const double[::1] nbytes,
             lx = 0.0
             for j in range(P):
                 g = group[j]
-                if lat[j] + x * bmin[j] >= out_time[g, i]:
+                if lmin[j] + x * bmin[j] >= out_time[g, i]:
                     continue
                 b = 0.0
                 for k in range(T):
