@@ -4,6 +4,8 @@ direct all-gather) and ``pairwise`` (all-to-all as p-1 exchanges, one peer at a 
 libraries' large-message all-to-all)."""
 from __future__ import annotations
 
+import math
+
 from ..errors import NotApplicable
 from .base import (
     MAX,
@@ -112,7 +114,8 @@ def _pairwise_plan(g: Geometry, ctx: PlanContext) -> Plan:
     if g.p == 1:
         return plan
     for i, c in enumerate(_pairwise_counts(g.R, g.p)):
-        plan.lat += c * g.a[i]
+        # the peers across a tier are in flight a few at a time: their latencies overlap
+        plan.lat += g.tiers[i].peer_rounds(c) * g.a[i]
         g.add(plan, i, c * g.lf[i] / g.p / g.tiers[i].peer_rate(c))
     return plan
 
@@ -122,8 +125,12 @@ def _pairwise_ref(r: RefLevels) -> tuple[float, float, float]:
     lat = bw = 0.0
     bounds = [int(r.lv[i][2]) for i in range(r.L)] + [r.p]
     for i, c in enumerate(_pairwise_counts(bounds, r.p)):
-        lat += c * r.lat(i)
-        bw += c * r.m * r.link(i) / (r.p * r.rate(i) * r.lv[i][0].peer_rate(c))
+        t = r.lv[i][0]
+        width = 1
+        while width * t.peer_share < 1.0 - 1e-9:      # peers in flight that fill the tier
+            width += 1
+        lat += math.ceil(c / width) * r.lat(i)
+        bw += c * r.m * r.link(i) / (r.p * r.rate(i) * t.peer_rate(c))
     return lat, bw, 0.0
 
 

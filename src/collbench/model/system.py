@@ -74,6 +74,13 @@ class Tier:
         """Fraction of the tier's bandwidth ``peers`` point-to-point peers in flight reach."""
         return min(1.0, max(1, peers) * self.peer_share)
 
+    def peer_rounds(self, peers: int) -> int:
+        """Rounds of step latency ``peers`` point-to-point exchanges across this tier take
+        when the library keeps as many in flight as fill the tier, ceil(1 / peer_share) of
+        them (one at a time where one peer fills it)."""
+        width = max(1, math.ceil(1.0 / self.peer_share - 1e-9))
+        return -(-max(0, peers) // width)
+
     def share(self, senders: int) -> float:
         """Fraction of ``bw_gbps`` each chip gets when ``senders`` chips of one group of
         this tier send at once through its shared capacity (``shared_gbps``)."""
