@@ -94,12 +94,6 @@ class Plan:
             self.coef = [0.0] * self.ntiers
             self.logscale = [0.0] * self.ntiers
 
-    @property
-    def unpipelined_lat(self) -> float:
-        """The latency of one segment: every pipelined hop paid once (what the kernel
-        charges at sizes too small to split)."""
-        return self.lat + self.pipe_d * self.pipe_a
-
 
 class Geometry:
     """How ``p`` ranks fill a system's tiers (inner tiers first, whole groups)."""
