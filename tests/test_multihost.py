@@ -53,14 +53,15 @@ def test_shaped_fabric_prediction_and_order(tmp_path):
     csv = tmp_path / "shaped.csv"
     with Hosts(tmp_path, 2, rate="200mbit", tag=2) as hosts:
         r = run(hosts, tmp_path, "--algo", "ring,rhd,hier", "-b", "4M", "-e", "16M", "-f", "2",
-                "-n", "3", "-w", "1", "--no-in-place", "--predict", SYSTEM, "--csv", csv, timeout=600)
+                "-n", "5", "-w", "1", "--no-in-place", "--predict", SYSTEM, "--csv", csv, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:] + r.stdout[-3000:]
     df = collbench.read_results(csv)
     assert len(df) == 9 and (df.nwrong == 0).all()
-    # the median of 3 iterations against the prediction: within 20% at 4-16 MiB as a geometric
+    # the median of 5 iterations against the prediction: within 20% at 4-16 MiB as a geometric
     # mean per algorithm over the three sizes (measured here: 1.00-1.15 per point), a single
     # point within 35%.  The median, not the mean: on this shared machine one stalled iteration
-    # of 2 once put a hier point at 1.62 (the other eight 0.99-1.13)
+    # of 2 once put a hier point at 1.62 (the other eight 0.99-1.13), and two of 3 once put
+    # one at 1.51 (the other eight 1.01-1.06); 5 outlast two stalls
     df["r"] = df.time_median_us.astype(float) / df.predicted_us.astype(float)
     shown = df[["algorithm", "nbytes", "time_us", "time_median_us", "predicted_us", "r"]].to_string()
     gm = np.exp(np.log(df.r).groupby(df.algorithm.astype(str)).mean())
