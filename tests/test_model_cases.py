@@ -119,7 +119,8 @@ def test_tree_pipelines_its_hops_across_nodes_by_hand():
     assert (r.latency_us, r.bandwidth_us) == (pytest.approx(9), pytest.approx(2000))
     # NVLSTree (hier(innet>tree)): the tree's hops across the nodes carry the whole plan, NVLS
     # inside and the tree across (4 nodes: 4 hops of 2 us; NVLS inside: 2 x 3 us once).  At
-    # 8 B one segment; at 1e8 B the segments pipeline the sum of both bandwidth terms
+    # 8 B one segment; at 1e8 B the segments pipeline the slower of the two bandwidth terms
+    # (one kernel: NCCL's tuner takes min(intra, inter) bandwidth)
     node = Tier("node", 4, 100.0, lat_sw_us=1.0, innet=True, innet_eff=0.5, innet_lat_us=3.0)
     nvls = System("hand", (node, net), base_lat_us=0.0)
     r = one(nvls, 8, "hier(innet>tree)", p=16)
@@ -127,13 +128,22 @@ def test_tree_pipelines_its_hops_across_nodes_by_hand():
     flat = one(replace(nvls, tiers=(node, replace(net, lat_sw_us=0.0))), 1e8,
                "hier(innet>tree)", p=16)                # no hop latency: nothing to pipeline
     nb = flat.bandwidth_us
+    # NVLS: (4 + 1) / 4 bytes per byte through each link at half of 100 GB/s, 2500 us; the
+    # tree across 4 nodes: its busiest port 2 bytes per byte, a node's 4 ranks share the
+    # crossing, at 10 GB/s, 5000 us; in turn (the phases summed) it would be 7500
+    assert nb == pytest.approx(max(1.25 / 0.5 * 1e8 / 1e5, 2 / 4 * 1e8 / 1e4))
+    # on 2 nodes the tree moves the data across once (NCCL: bwInter, not bwInter / 2): 2500
+    # through the network, not 5000
+    two = one(replace(nvls, tiers=(node, replace(net, lat_sw_us=0.0))), 1e8,
+              "hier(innet>tree)", p=8)
+    assert two.bandwidth_us == pytest.approx(max(2500.0, 1 / 4 * 1e8 / 1e4))
     r = one(nvls, 1e8, "hier(innet>tree)", p=16)
     k = math.sqrt(3 * nb / 2)
     assert r.latency_us == pytest.approx(2 * 3.0 + (3 + k) * 2)
     assert r.bandwidth_us == pytest.approx((1 + 3 / k) * nb)
-    for n in (8, 1e8):
-        got = one(nvls, n, "hier(innet>tree)", p=16)
-        ref = reference.cost(nvls, 16, n, algorithm="hier(innet>tree)", library_only=False)
+    for n, p in ((8, 16), (1e8, 16), (1e8, 8)):
+        got = one(nvls, n, "hier(innet>tree)", p=p)
+        ref = reference.cost(nvls, p, n, algorithm="hier(innet>tree)", library_only=False)
         assert (ref[1], ref[2]) == (pytest.approx(got.latency_us),
                                     pytest.approx(got.bandwidth_us))
 
@@ -574,3 +584,15 @@ def test_physics_at_scale_holds_everywhere():
                     assert r.time_us >= floor - 1e-9, (name, p, coll, r.algorithm, r.time_us)
                     checked += 1
     assert checked > 1000
+
+
+def test_nvlstree_on_two_nodes_beats_any_ring():
+    # corpus odd-aws-p5-2node-srunlabel: 16 H100 on 2 nodes reach 487 GB/s busbw at 16 GiB,
+    # above what any ring reaches (a ring's busbw is at most the node's NICs, 8 x 50 GB/s):
+    # NCCL runs NVLSTree there, one pipelined kernel whose tree moves the data across 2 nodes
+    # once.  On 3 nodes its tree moves it twice and the ring is as fast
+    two = collbench.estimate("dgx-h100", [16 << 30], nranks=16)
+    assert two.variant.iloc[0] == "hier(innet>tree)"
+    assert two.busbw_gbps.iloc[0] > 8 * 50
+    three = collbench.estimate("dgx-h100", [16 << 30], nranks=24, algorithm="hier(innet>tree)")
+    assert three.busbw_gbps.iloc[0] < 8 * 50

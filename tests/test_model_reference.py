@@ -111,7 +111,8 @@ def test_kernel_matches_reference(system, data, sizes):
 def test_presets_match_reference(name, coll):
     s = collbench.preset(name)
     sizes = [0, 1, 8, 1000, 65536, 1 << 20, 3 << 22, 1 << 28, 1 << 33]
-    for p in sorted({1, 2, 3, 7, min(s.tiers[0].size, 64), s.tiers[0].size * 2 + 1, 200}):
+    for p in sorted({1, 2, 3, 7, min(s.tiers[0].size, 64), s.tiers[0].size + 1,
+                     s.tiers[0].size * 2, s.tiers[0].size * 2 + 1, 200}):
         if p > s.max_ranks:
             continue
         for algo in for_collective(coll) + ["auto"]:

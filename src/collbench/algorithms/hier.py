@@ -13,7 +13,7 @@ import re
 import numpy as np
 
 from ..errors import NotApplicable
-from .base import SUM, Algorithm, Geometry, Plan, PlanContext, RefLevels, chain_pipeline
+from .base import MAX, SUM, Algorithm, Geometry, Plan, PlanContext, RefLevels, chain_pipeline
 from .halving import rhd_allreduce
 from .innet import link_bytes
 from .ring import bounds, ring_all_gather, ring_reduce_scatter
@@ -25,6 +25,22 @@ INNER = ("ring", "mesh", "innet")
 OUTER = ("ring", "tree", "rhd", "rd", "mesh", "mesh2", "innet")
 PHASES = {"allreduce": ("rs", "ag"), "reduce_scatter": ("rs",), "all_gather": ("ag",)}
 LABEL = re.compile(r"^hier\(([a-z0-9+]+)(?:>([a-z0-9]+))?\)$")
+
+
+def one_kernel(inner: tuple[str, ...] | list[str], outer: str | None) -> bool:
+    """NCCL's NVLSTree, ``hier(innet>tree)``: the in-switch steps inside and the tree across
+    run as one pipelined kernel, chunk after chunk, so the slowest tier sets the pace (NCCL's
+    tuner: NVLSTree bandwidth = channels x min(intra, inter bandwidth)), where collbench's
+    own hierarchical plans run their phases one after another."""
+    return outer == "tree" and all(c in ("innet", "-") for c in inner)
+
+
+def outer_tree_factor(nodes: int) -> float:
+    """NVLSTree's tree across ``nodes`` at full inter-node bandwidth on 2 nodes (each node
+    sends its reduced part to the other and receives the other's) and at half of it on more
+    (the double binary tree's busiest port moves the data twice), NCCL's tuner's
+    bwInter vs bwInter / 2: the factor on the flat tree's 2 bytes per byte."""
+    return 0.5 if nodes <= 2 else 1.0
 
 
 def parse_label(name: str) -> tuple[list[str], str | None] | None:
@@ -118,10 +134,12 @@ def _plans(g: Geometry, ctx: PlanContext) -> list[Plan]:
             for o in outer:
                 # an outer step that pipelines (the tree across nodes) carries the whole
                 # plan through its hops: NVLSTree's chunks go through NVLS and the tree
+                one = one_kernel(combo, o.algorithm)
+                f = outer_tree_factor(g.u[-1]) if one else 1.0
                 plans.append(Plan("hier", f"hier({name}>{o.algorithm})", base.ntiers,
                                   lat=base.lat + o.lat, red=base.red + o.red,
-                                  mode=SUM, pipe_d=o.pipe_d, pipe_a=o.pipe_a,
-                                  coef=[a + b for a, b in zip(base.coef, o.coef)],
+                                  mode=MAX if one else SUM, pipe_d=o.pipe_d, pipe_a=o.pipe_a,
+                                  coef=[a + f * b for a, b in zip(base.coef, o.coef)],
                                   logscale=[a if a else b for a, b in zip(base.logscale,
                                                                           o.logscale)]))
         else:
@@ -206,7 +224,13 @@ def reference_candidates(r: RefLevels, allowed) -> list[tuple[str, tuple[float, 
         for oname, o, (d, pa) in outs:
             label = f"hier({name}>{oname})" if coll == "allreduce" else f"hier({name})"
             lat = sum(x[0] for x in parts) + o[0]
-            bw = sum(x[1] for x in parts) + o[1]
+            if coll == "allreduce" and oname == "tree" and all(c in ("innet", "-")
+                                                                for c in combo):
+                # NVLSTree: one pipelined kernel, the slowest tier sets the pace; its tree
+                # moves the data once across 2 nodes, twice across more
+                bw = max([x[1] for x in parts] + [o[1] * (0.5 if r.lv[-1][1] <= 2 else 1.0)])
+            else:
+                bw = sum(x[1] for x in parts) + o[1]
             if d:                       # the outer step's hops carry the whole plan
                 pl, bw = chain_pipeline(d, pa, bw)
                 lat += pl
