@@ -596,3 +596,34 @@ def test_nvlstree_on_two_nodes_beats_any_ring():
     assert two.busbw_gbps.iloc[0] > 8 * 50
     three = collbench.estimate("dgx-h100", [16 << 30], nranks=24, algorithm="hier(innet>tree)")
     assert three.busbw_gbps.iloc[0] < 8 * 50
+
+
+def test_ring_ll_runs_at_a_quarter_across_nodes():
+    # NCCL's tuner: Ring/LL at 1/4 of the line rate where the ranks span nodes; the presets keep
+    # 1/2 inside one node ([protocols.LL.ring] bw_factor_across).  Tree/LL has its own factor
+    # on every span, and all-to-all (pairwise) keeps LL's 1/2
+    s = System.from_dict({
+        "name": "hand", "library": "nccl", "library_algorithms": ["ring", "tree", "pairwise"],
+        "tiers": [{"name": "node", "size": 4, "bw_gbps": 100.0},
+                  {"name": "net", "size": 4, "bw_gbps": 100.0}],
+        "protocols": {"LL": {"bw_factor": 0.5, "algorithms": ["ring", "tree", "pairwise"],
+                             "ring": {"bw_factor_across": 0.25},
+                             "tree": {"bw_factor": 0.2}}}})
+    n = 1e8
+    inside = collbench.estimate(s, [n], nranks=4, algorithm="ring").iloc[0]
+    across = collbench.estimate(s, [n], nranks=16, algorithm="ring").iloc[0]
+    # 2 (p-1)/p n through each link at the factor's share of 1e5 B/us
+    assert inside.bandwidth_us == pytest.approx(2 * 3 / 4 * n / (0.5 * 1e5))
+    assert across.bandwidth_us == pytest.approx(2 * 15 / 16 * n / (0.25 * 1e5))
+    tree = collbench.estimate(s, [n], nranks=4, algorithm="tree").iloc[0]
+    assert tree.bandwidth_us == pytest.approx(2 * n / (0.2 * 1e5))
+    a2a = collbench.estimate(s, [n], nranks=16, algorithm="pairwise",
+                             collective="all_to_all").iloc[0]
+    a2a_half = collbench.estimate(replace(s, protocols={"LL": {**s.protocols["LL"],
+                                                               "by_algorithm": {}}}),
+                                  [n], nranks=16, algorithm="pairwise",
+                                  collective="all_to_all").iloc[0]
+    assert a2a.time_us == a2a_half.time_us
+    for p, r in ((4, inside), (16, across)):
+        ref = reference.cost(s, p, n, algorithm="ring")
+        assert ref[0] == pytest.approx(r.time_us)

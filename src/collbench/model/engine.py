@@ -163,7 +163,8 @@ class Compiled:
                             self.nranks, self.collective, name, allowed, self.hier_labels)
                 if proto:           # (fresh plans: build() makes new ones each call)
                     d = system.protocol(proto, name)
-                    f, ramp = d["bw_factor"], protocol_ramp(d)
+                    f = system.protocol_bw_factor(proto, name, self.nranks)
+                    ramp = protocol_ramp(d)
                     for pl in got:
                         pl.label = f"{pl.label}/{proto}"
                         pl.mul_hi, pl.mul_lo = pl.mul_hi * f, pl.mul_lo * f

@@ -61,7 +61,10 @@ def cost(system: Any, nranks: int, nbytes: float, *, collective: str = "allreduc
     for proto in protos:
         s = system
         if proto:
-            f = system.protocol(proto, name)["bw_factor"]
+            d = system.protocol(proto, name)
+            f = d["bw_factor"]
+            if "bw_factor_across" in d and len(RefLevels.levels(system, nranks)) > 1:
+                f = d["bw_factor_across"]
             s = system.with_protocol(proto, name)
             # the protocol's factor is on the data a link carries, not on the link: a shared
             # capacity keeps its ratio to the line rate

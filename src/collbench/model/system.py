@@ -175,7 +175,19 @@ class System:
         ``algorithm`` runs it: the protocol's own numbers, with the keys of its
         per-algorithm table (NCCL's Tree has constants of its own) put over them."""
         d = self.protocols[name]
-        return {**d, **d.get("by_algorithm", {}).get(algorithm, {})}
+        o = d.get("by_algorithm", {}).get(algorithm, {})
+        out = {**d, **o}
+        if "bw_factor" in o and "bw_factor_across" not in o:
+            out.pop("bw_factor_across", None)   # its own factor holds on every span
+        return out
+
+    def protocol_bw_factor(self, name: str, algorithm: str, nranks: int) -> float:
+        """Protocol ``name``'s bandwidth factor for ``algorithm`` on ``nranks`` ranks: its
+        ``bw_factor_across`` where the ranks span more than one tier, if it has one."""
+        d = self.protocol(name, algorithm)
+        if "bw_factor_across" in d and self.tiers_spanned(nranks) > 1:
+            return d["bw_factor_across"]
+        return d["bw_factor"]
 
     def with_protocol(self, name: str, algorithm: str | None = None) -> System:
         """The system as protocol ``name`` sees it when ``algorithm`` runs it: its base and
@@ -382,8 +394,9 @@ def _hier_plans(raw: Any, where: str) -> tuple[str, ...]:
 
 IMPLEMENTATION_KEYS = ("step_us", "base_us", "bw_factor", "bw_factor_lo")
 RAMP_KEYS = ("eff_lo_factor", "eff_lo_bytes", "eff_hi_bytes")
-PROTOCOL_KEYS = ("base_us", "step_us", "bw_factor", *RAMP_KEYS, "max_tiers", "algorithms")
-OVERRIDE_KEYS = ("base_us", "step_us", "bw_factor", *RAMP_KEYS)
+PROTOCOL_KEYS = ("base_us", "step_us", "bw_factor", "bw_factor_across", *RAMP_KEYS,
+                 "max_tiers", "algorithms")
+OVERRIDE_KEYS = ("base_us", "step_us", "bw_factor", "bw_factor_across", *RAMP_KEYS)
 
 
 def protocol_ramp(d: dict[str, Any]) -> tuple[float, float, float] | None:
@@ -450,6 +463,9 @@ def _protocol_numbers(d: dict, ntiers: int, where: str, w: str, valid: tuple[str
     out = {"base_us": _num(where, f"{w}.base_us", d.get("base_us", 0.0), lo=-1e6, hi=1e6),
            "step_us": tuple(_num(where, f"{w}.step_us", x, lo=-1e6, hi=1e6) for x in steps),
            "bw_factor": _num(where, f"{w}.bw_factor", d.get("bw_factor", 1.0), lo=1e-6, hi=1.0)}
+    if "bw_factor_across" in d:
+        out["bw_factor_across"] = _num(where, f"{w}.bw_factor_across", d["bw_factor_across"],
+                                       lo=1e-6, hi=1.0)
     given = [k for k in RAMP_KEYS if k in d]
     if given:
         if len(given) != len(RAMP_KEYS):
