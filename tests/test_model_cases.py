@@ -627,3 +627,26 @@ def test_ring_ll_runs_at_a_quarter_across_nodes():
     for p, r in ((4, inside), (16, across)):
         ref = reference.cost(s, p, n, algorithm="ring")
         assert ref[0] == pytest.approx(r.time_us)
+
+
+def test_a_tree_across_two_nodes_crosses_once_where_the_system_says_so():
+    # 16 ranks, 8 per node on 2 nodes, 1000 GB/s inside, 10 across: the busiest port of the
+    # tree across the nodes moves 2 bytes per byte (NCCL's tree model), shared by a node's 8
+    # ranks; on a system whose tree crosses 2 nodes once (two_node_tree_once, fitted where
+    # the corpus's 2-node runs beat any ring) 1 byte per byte; on 3 nodes twice either way
+    node, net = Tier("node", 8, 1000.0), Tier("net", 4, 10.0)
+    s = System("pair", (node, net))
+    once = replace(s, two_node_tree_once=True)
+    n = 1e9
+    assert one(s, n, "tree", p=16).bandwidth_us == pytest.approx(2 * n / 8 / 1e4)
+    assert one(once, n, "tree", p=16).bandwidth_us == pytest.approx(n / 8 / 1e4)
+    assert (one(once, n, "tree", p=24).bandwidth_us
+            == pytest.approx(one(s, n, "tree", p=24).bandwidth_us))
+    for sysm, p in ((s, 16), (once, 16), (once, 24)):
+        ref = reference.cost(sysm, p, n, algorithm="tree", library_only=False)
+        assert ref[0] == pytest.approx(one(sysm, n, "tree", p=p).time_us)
+    # NVLSTree's tree crosses 2 nodes once on every system, and not twice over
+    nv = replace(node, innet=True, innet_eff=1.0)
+    a = one(System("nv", (nv, net)), n, "hier(innet>tree)", p=16)
+    b = one(System("nv", (nv, net), two_node_tree_once=True), n, "hier(innet>tree)", p=16)
+    assert a.bandwidth_us == b.bandwidth_us == pytest.approx(max(9 / 8 * n / 1e6, n / 8 / 1e4))

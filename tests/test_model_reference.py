@@ -46,7 +46,8 @@ def _protocols(ntiers, extra):
     ll_tiers = {"max_tiers": min(extra[5], ntiers)} if extra[5] else {}
     simple_tiers = ll_tiers if extra[6] else {}
     return {"LL": {"base_us": 0.0, "step_us": (0.0,) * ntiers, "bw_factor": 0.5,
-                   **ll_tiers, "algorithms": algos, **ramp},
+                   **ll_tiers, "algorithms": algos, **ramp,
+                   "by_algorithm": {"ring": {"bw_factor_across": 0.3}}},
             "Simple": {"base_us": extra[0], "step_us": tuple(extra[1] * (k + 1)
                                                              for k in range(ntiers)),
                        "bw_factor": 1.0, **simple_tiers, "algorithms": algos,
@@ -55,10 +56,10 @@ def _protocols(ntiers, extra):
 
 
 systems_st = st.builds(
-    lambda tiers, base, red, ov, lib, span, proto, hier: System(
+    lambda tiers, base, red, ov, lib, span, proto, hier, once: System(
         name="h", tiers=tuple(tiers), base_lat_us=base, reduce_gbps=red, overlap_reduce=ov,
         library_algorithms=tuple(lib), channels_span_mesh=span,
-        protocols=_protocols(len(tiers), proto), hier_plans=hier),
+        protocols=_protocols(len(tiers), proto), hier_plans=hier, two_node_tree_once=once),
     st.lists(tiers_st, min_size=1, max_size=3),
     st.floats(0, 10), st.floats(10, 2000), st.booleans(),
     st.lists(st.sampled_from(list(MODEL_ALGORITHMS)),
@@ -68,6 +69,7 @@ systems_st = st.builds(
                                                    st.integers(6, 24), st.integers(0, 2),
                                                    st.booleans())),
     st.sampled_from([(), ("hier(innet>tree)",), ("hier(ring>rhd)", "hier(mesh)")]),
+    st.booleans(),
 )
 
 sizes_st = st.lists(st.integers(0, 1 << 36), min_size=1, max_size=20)

@@ -135,7 +135,9 @@ def _plans(g: Geometry, ctx: PlanContext) -> list[Plan]:
                 # an outer step that pipelines (the tree across nodes) carries the whole
                 # plan through its hops: NVLSTree's chunks go through NVLS and the tree
                 one = one_kernel(combo, o.algorithm)
-                f = outer_tree_factor(g.u[-1]) if one else 1.0
+                # (a system whose flat tree crosses 2 nodes once has halved it already)
+                f = (outer_tree_factor(g.u[-1]) if one and not system.two_node_tree_once
+                     else 1.0)
                 plans.append(Plan("hier", f"hier({name}>{o.algorithm})", base.ntiers,
                                   lat=base.lat + o.lat, red=base.red + o.red,
                                   mode=MAX if one else SUM, pipe_d=o.pipe_d, pipe_a=o.pipe_a,
@@ -228,7 +230,8 @@ def reference_candidates(r: RefLevels, allowed) -> list[tuple[str, tuple[float, 
                                                                 for c in combo):
                 # NVLSTree: one pipelined kernel, the slowest tier sets the pace; its tree
                 # moves the data once across 2 nodes, twice across more
-                bw = max([x[1] for x in parts] + [o[1] * (0.5 if r.lv[-1][1] <= 2 else 1.0)])
+                half = r.lv[-1][1] <= 2 and not r.system.two_node_tree_once
+                bw = max([x[1] for x in parts] + [o[1] * (0.5 if half else 1.0)])
             else:
                 bw = sum(x[1] for x in parts) + o[1]
             if d:                       # the outer step's hops carry the whole plan

@@ -51,7 +51,10 @@ def _tree_plan(g: Geometry, ctx: PlanContext) -> Plan:
         # rank count.  With 2 ranks collbench's exact tree moves half that; the model keeps
         # NCCL's figure (measured NCCL runs on 2 nodes are slower than either, see
         # collbench validate); test_real_tree_is_the_modelled_double_binary_tree checks both
-        g.add(plan, i, 2 * g.lfc[i] / g.R[i])
+        # on a system whose tree runs across exactly 2 nodes once (System.two_node_tree_once)
+        # each node sends the other its part and receives the other's: 1 byte per byte
+        once = g.system.two_node_tree_once and g.ks[i] != 0 and g.u[i] == 2
+        g.add(plan, i, (1 if once else 2) * g.lfc[i] / g.R[i])
     if plan.pipe_d:
         plan.pipe_a /= plan.pipe_d          # mean latency per hop
     plan.red += 1 / g.scale
@@ -68,8 +71,12 @@ def _tree_ref(r: RefLevels) -> tuple[float, float, float]:
         else:
             d += hops
             lat += hops * r.lat_of(t)
-    # busiest port of a double binary tree, up then down: 2 bytes per byte (NCCL's tree model)
-    bw = max(2 * r.m * r.link(i, True) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
+    # busiest port of a double binary tree, up then down: 2 bytes per byte (NCCL's tree model);
+    # 1 across exactly 2 nodes where the system's tree crosses them once
+    def per_byte(i: int) -> int:
+        once = r.system.two_node_tree_once and not r.innermost(i) and r.lv[i][1] == 2
+        return 1 if once else 2
+    bw = max(per_byte(i) * r.m * r.link(i, True) / (r.lv[i][2] * r.rate(i)) for i in range(r.L))
     if d == 0:
         return inner, bw, r.m
     if not r.pipelined:                     # the enclosing algorithm pipelines (hier)

@@ -119,6 +119,12 @@ class System:
     # the library lays its rings and trees over several channels on different links (NCCL,
     # RCCL), so on a full-mesh tier they use every link; False: one ring uses 1 of size-1
     channels_span_mesh: bool = False
+    # the library's tree across exactly 2 nodes (2 groups of a tier outside the innermost)
+    # moves the data across once, each node sending the other its part and receiving the
+    # other's, at the full inter-node bandwidth; False: twice, as across more nodes (NCCL's
+    # tuner picks its tree there on some systems and not on others: collbench sets this
+    # where the corpus's 2-node runs go faster than any ring could)
+    two_node_tree_once: bool = False
     vendor: str = ""
     description: str = ""
     # per implementation run by name (e.g. collbench's own Python ring, or "mpi" for the MPI
@@ -355,7 +361,7 @@ def _system_from_dict(data: Any, where: str) -> System:
         kw["base_lat_us"] = _num(where, "base_lat_us", data["base_lat_us"], lo=0, hi=1e6)
     if "reduce_gbps" in data:
         kw["reduce_gbps"] = _num(where, "reduce_gbps", data["reduce_gbps"], lo=1e-6, hi=1e7)
-    for key in ("overlap_reduce", "channels_span_mesh"):
+    for key in ("overlap_reduce", "channels_span_mesh", "two_node_tree_once"):
         if key in data:
             if not isinstance(data[key], bool):
                 raise SystemFileError(f"{where}: {key} must be true or false")
@@ -560,6 +566,8 @@ def system_to_toml(system: System, *, comments: dict | None = None) -> str:
     for key in ("name", "vendor", "description", "library", "library_algorithms",
                 "base_lat_us", "reduce_gbps", "overlap_reduce", "channels_span_mesh"):
         out.append(f"{key} = {_toml_value(getattr(system, key))}")
+    if system.two_node_tree_once:
+        out.append("two_node_tree_once = true")
     if system.hier_plans:
         out.append(f"hier_plans = {_toml_value(system.hier_plans)}")
     if system.sources:
