@@ -372,17 +372,19 @@ def test_a_library_runs_only_its_own_hierarchical_plans():
     sizes = [1 << k for k in range(3, 35, 2)]
     for p in (16, 80):
         got = set(collbench.estimate(s, sizes, nranks=p).variant.astype(str))
-        assert {v for v in got if v.startswith("hier")} <= {"hier(innet>tree)"}, got
+        # (NVLSTree runs Simple only: [protocols.Simple.hier])
+        assert {v for v in got if v.startswith("hier")} <= {"hier(innet>tree)/Simple"}, got
         ag = collbench.estimate(s, sizes, nranks=p, collective="all_gather")
         assert not any(str(v).startswith("hier") for v in ag.variant), p
-    assert set(collbench.estimate(s, sizes, nranks=80, collective="all_gather", algorithm="hier",
-                                  library_only=False).variant.astype(str)) <= {
+    assert {v.split("/")[0] for v in collbench.estimate(
+        s, sizes, nranks=80, collective="all_gather", algorithm="hier",
+        library_only=False).variant.astype(str)} <= {
         "hier(ring+ring)", "hier(innet+ring)", "hier(ring+mesh)", "hier(innet+mesh)",
         "hier(mesh+ring)", "hier(mesh+mesh)"}
     with pytest.raises(collbench.CollbenchError, match="its hier plans: hier.innet>tree."):
         collbench.estimate(s, [1 << 20], nranks=80, collective="all_gather", algorithm="hier")
     assert collbench.estimate(s, [1 << 20], nranks=16, algorithm="hier(ring>ring)").variant[0] \
-        == "hier(ring>ring)"
+        == "hier(ring>ring)/Simple"
     # the reference agrees, and a file names them and reads them back
     for p, coll in [(16, "allreduce"), (80, "all_gather")]:
         est = collbench.estimate(s, [1 << 24], nranks=p, collective=coll).time_us[0]
@@ -491,7 +493,8 @@ def test_hier_variants_follow_library_and_tiers():
     # library mode: NCCL's hier may only use ring / in-switch reduction inside the node
     df = collbench.estimate("dgx-h100", [8, 1 << 30], algorithm="hier", nranks=64)
     for v in df.variant:
-        inner, outer = v[len("hier("):-1].split(">")
+        assert v.endswith("/Simple")        # NVLSTree runs Simple only
+        inner, outer = v.split("/")[0][len("hier("):-1].split(">")
         assert inner in ("ring", "innet") and outer in ("ring", "tree", "innet")
     # three tiers: one inner choice per inner tier
     r = one("cloudmatrix384", 1 << 30, "hier", p=768)
@@ -592,7 +595,7 @@ def test_nvlstree_on_two_nodes_beats_any_ring():
     # NCCL runs NVLSTree there, one pipelined kernel whose tree moves the data across 2 nodes
     # once.  On 3 nodes its tree moves it twice and the ring is as fast
     two = collbench.estimate("dgx-h100", [16 << 30], nranks=16)
-    assert two.variant.iloc[0] == "hier(innet>tree)"
+    assert two.variant.iloc[0] == "hier(innet>tree)/Simple"
     assert two.busbw_gbps.iloc[0] > 8 * 50
     three = collbench.estimate("dgx-h100", [16 << 30], nranks=24, algorithm="hier(innet>tree)")
     assert three.busbw_gbps.iloc[0] < 8 * 50

@@ -159,6 +159,7 @@ class System:
     def protocols_for(self, algorithm: str, nranks: int | None = None) -> list[str]:
         """The protocols ``algorithm`` runs with on this system ([] : the implicit one); with
         ``nranks``, only those that run on ranks spanning that many tiers (``max_tiers``)."""
+        algorithm = protocol_algorithm(algorithm)
         names = [n for n, d in self.protocols.items() if algorithm in d["algorithms"]]
         if nranks is None:
             return names
@@ -181,7 +182,7 @@ class System:
         ``algorithm`` runs it: the protocol's own numbers, with the keys of its
         per-algorithm table (NCCL's Tree has constants of its own) put over them."""
         d = self.protocols[name]
-        o = d.get("by_algorithm", {}).get(algorithm, {})
+        o = d.get("by_algorithm", {}).get(protocol_algorithm(algorithm), {})
         out = {**d, **o}
         if "bw_factor" in o and "bw_factor_across" not in o:
             out.pop("bw_factor_across", None)   # its own factor holds on every span
@@ -403,6 +404,12 @@ RAMP_KEYS = ("eff_lo_factor", "eff_lo_bytes", "eff_hi_bytes")
 PROTOCOL_KEYS = ("base_us", "step_us", "bw_factor", "bw_factor_across", *RAMP_KEYS,
                  "max_tiers", "algorithms")
 OVERRIDE_KEYS = ("base_us", "step_us", "bw_factor", "bw_factor_across", *RAMP_KEYS)
+
+
+def protocol_algorithm(algorithm: str | None) -> str | None:
+    """The name a protocol table knows an algorithm by: every hierarchical plan
+    (``hier(innet>tree)``, ...) is ``hier`` there."""
+    return "hier" if algorithm and parse_label(algorithm) else algorithm
 
 
 def protocol_ramp(d: dict[str, Any]) -> tuple[float, float, float] | None:
