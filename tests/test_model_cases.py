@@ -450,7 +450,9 @@ def test_nccl_presets_choose_protocols_as_nccl_does():
     sync = collbench.preset("dgx-h100").tiers[1].sync_us
     assert r.latency_us == pytest.approx(8.4 + 28 * 3.4 + 2 * 14.0 + sync)
     s = collbench.preset("dgx-h100")
-    assert s.protocols_for("ring") == ["LL", "LL128", "Simple"] and not s.protocols_for("innet")
+    assert s.protocols_for("ring") == ["LL", "LL128", "Simple"]
+    # NVLS and NVLSTree run Simple only, with their own numbers
+    assert s.protocols_for("innet") == s.protocols_for("hier(innet>tree)") == ["Simple"]
 
 
 def test_zero_bytes_cost_nothing():
