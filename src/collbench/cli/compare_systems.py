@@ -56,7 +56,7 @@ def run(args) -> int:
             print(f"#\n# {coll} on {p:,} chips")
             head = f"# {'size':>8s}"
             for n in names:
-                head += f" {n[:22]:>22s} {'busbw':>7s} {'algo':>14s}"
+                head += f" {n[:22]:>22s} {'busbw':>7s} {'algo':>23s}"
             head += "".join(f" {'ratio ' + n[:10]:>17s}" for n in names[1:])
             print(head)
             for size in sorted(set(show) | ({step} if step else set())):
@@ -66,7 +66,7 @@ def run(args) -> int:
                 line = f"  {human(size):>8s}"
                 for n in names:
                     r = row.loc[n]
-                    line += f" {r.time_us:>19.1f} us {r.busbw_gbps:>7.1f} {r.algorithm[:14]:>14s}"
+                    line += f" {r.time_us:>19.1f} us {r.busbw_gbps:>7.1f} {r.algorithm[:23]:>23s}"
                 line += "".join(f" {row.loc[n].time_us / row.loc[names[0]].time_us:>17.2f}"
                                 for n in names[1:])
                 print(line + ("   <- --step" if step == size else ""))
