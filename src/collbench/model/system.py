@@ -182,7 +182,7 @@ class System:
         ``algorithm`` runs it: the protocol's own numbers, with the keys of its
         per-algorithm table (NCCL's Tree has constants of its own) put over them."""
         d = self.protocols[name]
-        o = d.get("by_algorithm", {}).get(protocol_algorithm(algorithm), {})
+        o = d.get("by_algorithm", {}).get(protocol_algorithm(algorithm) if algorithm else "", {})
         out = {**d, **o}
         if "bw_factor" in o and "bw_factor_across" not in o:
             out.pop("bw_factor_across", None)   # its own factor holds on every span
@@ -406,10 +406,10 @@ PROTOCOL_KEYS = ("base_us", "step_us", "bw_factor", "bw_factor_across", *RAMP_KE
 OVERRIDE_KEYS = ("base_us", "step_us", "bw_factor", "bw_factor_across", *RAMP_KEYS)
 
 
-def protocol_algorithm(algorithm: str | None) -> str | None:
+def protocol_algorithm(algorithm: str) -> str:
     """The name a protocol table knows an algorithm by: every hierarchical plan
     (``hier(innet>tree)``, ...) is ``hier`` there."""
-    return "hier" if algorithm and parse_label(algorithm) else algorithm
+    return "hier" if parse_label(algorithm) else algorithm
 
 
 def protocol_ramp(d: dict[str, Any]) -> tuple[float, float, float] | None:
