@@ -238,7 +238,8 @@ class System:
         lines = [f"{self.name}: {self.description}".rstrip(": "),
                  f"  library {self.library} ({', '.join(self.library_algorithms)}{hier}), "
                  f"base latency {self.base_lat_us:g} us, local reduction {self.reduce_gbps:g} GB/s, "
-                 f"max {self.max_ranks:,} ranks"]
+                 f"max {self.max_ranks:,} ranks"
+                 + ("; its tree crosses 2 nodes once" if self.two_node_tree_once else "")]
         for i, t in enumerate(self.tiers):
             flags = [t.topology] + (["in-switch reduction"] if t.innet else [])
             if t.oversub != 1:
@@ -256,6 +257,8 @@ class System:
             steps = ", ".join(f"{x:+g}" for x in d["step_us"])
             ramp = protocol_ramp(d)
             return (f"base {d['base_us']:+g} us, per step {steps} us, bandwidth x{d['bw_factor']:g}"
+                    + (f" (x{d['bw_factor_across']:g} across tiers)" if "bw_factor_across" in d
+                       else "")
                     + ("" if ramp is None else f", ramp x{ramp[0]:g} at {human(ramp[1], space=True)}"
                        f" -> x1 at {human(ramp[2], space=True)}")
                     + (f", only on ranks within {d['max_tiers']} tier(s)" if "max_tiers" in d
