@@ -226,8 +226,7 @@ def reference_candidates(r: RefLevels, allowed) -> list[tuple[str, tuple[float, 
         for oname, o, (d, pa) in outs:
             label = f"hier({name}>{oname})" if coll == "allreduce" else f"hier({name})"
             lat = sum(x[0] for x in parts) + o[0]
-            if coll == "allreduce" and oname == "tree" and all(c in ("innet", "-")
-                                                                for c in combo):
+            if coll == "allreduce" and one_kernel(combo, oname):
                 # NVLSTree: one pipelined kernel, the slowest tier sets the pace; its tree
                 # moves the data once across 2 nodes, twice across more
                 half = r.lv[-1][1] <= 2 and not r.system.two_node_tree_once
