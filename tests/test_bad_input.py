@@ -66,7 +66,7 @@ def test_algorithm_that_does_not_fit():
     ("name = 'x'\n[protocols.LL]\nalgorithms=['tree']\n[protocols.LL.tree]\nalgorithms=['ring']\n"
      "[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
      "protocols.LL.tree: unknown keys \\['algorithms'\\]; valid keys: base_us, step_us, bw_factor, "
-     "bw_factor_across, eff_lo_factor, eff_lo_bytes, eff_hi_bytes$"),
+     "bw_factor_across, eff_lo_factor, eff_lo_bytes, eff_hi_bytes, flat_tiers$"),
     ("name = 'x'\n[protocols.LL]\nalgorithms=['tree']\n[protocols.LL.tree]\neff_lo_factor=0.5\n"
      "eff_lo_bytes=1024\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
      "protocols.LL.tree: a ramp needs all of eff_lo_factor, eff_lo_bytes, eff_hi_bytes; got "
@@ -84,6 +84,8 @@ def test_algorithm_that_does_not_fit():
      "protocols.LL128.max_tiers=2 is outside \\[1, 1\\]"),
     ("name = 'x'\n[protocols.LL128]\nmax_tiers=0.5\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
      "protocols.LL128.max_tiers=0.5 is outside \\[1, 1\\]"),
+    ("name = 'x'\n[protocols.LL]\nflat_tiers=2\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "protocols.LL.flat_tiers=2 is outside \\[1, 1\\]"),
     ("name = 'x'\n[protocols.LL128]\nalgorithms=['tree']\n[protocols.LL128.tree]\nmax_tiers=1\n"
      "[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
      "protocols.LL128.tree: unknown keys \\['max_tiers'\\]"),

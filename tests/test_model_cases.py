@@ -302,6 +302,39 @@ def test_a_protocol_may_run_only_inside_the_inner_tiers():
         "ranks within 1 tier(s)" in s.describe()
 
 
+def test_a_protocol_may_run_with_no_size_ramp_on_the_inner_tiers():
+    # flat_tiers = 1: LL runs at its bandwidth at every size inside the node (no chunk
+    # pipeline to fill), while the network keeps its ramp.  Both tiers ramp from 0.4 at
+    # 64 KiB to 1.0 at 4 MiB.  Inside one node a small ring moves as fast per byte as a
+    # large one; across nodes the plan equals one on a system whose node tier is flat
+    ramp = {"eff_lo": 0.4, "eff_hi": 1.0, "eff_lo_bytes": 65536.0, "eff_hi_bytes": 4194304.0}
+    node = Tier("node", 4, 100.0, lat_sw_us=1.0, **ramp)
+    net = Tier("net", 8, 10.0, lat_sw_us=1.0, **ramp)
+    ll = {"base_us": 0.0, "step_us": (0.0, 0.0), "bw_factor": 0.5, "algorithms": ("ring", "tree")}
+    s = System("two", (node, net), library_algorithms=("ring", "tree"), base_lat_us=5.0,
+               protocols={"LL": {**ll, "flat_tiers": 1}})
+    plain = replace(s, protocols={"LL": ll})
+    flat_node = replace(plain, tiers=(replace(node, eff_lo=1.0), net))
+    for n in (1e4, 1e5, 1e6):
+        r, w = one(s, n, "ring", p=4), one(plain, n, "ring", p=4)
+        assert r.bandwidth_us == pytest.approx(one(s, 1e8, "ring", p=4).bandwidth_us * n / 1e8)
+        assert r.bandwidth_us < w.bandwidth_us and r.latency_us == w.latency_us
+        for p in (4, 32):
+            r, f = one(s, n, "ring", p=p), one(flat_node, n, "ring", p=p)
+            assert (r.latency_us, r.bandwidth_us) == pytest.approx((f.latency_us, f.bandwidth_us))
+            ref = reference.cost(s, p, n, algorithm="ring", library_only=False)
+            assert ref[0] == pytest.approx(r.time_us)
+    # the across-node tier keeps its ramp: 32 ranks at 1e5 B are slower per byte than at 1e8
+    assert one(s, 1e5, "ring", p=32).bandwidth_us > one(s, 1e8, "ring", p=32).bandwidth_us * 1e5 / 1e8
+    # an algorithm's own ramp (NCCL's tree correction table) holds on every tier
+    tree = {"eff_lo_factor": 0.5, "eff_lo_bytes": 1048576.0, "eff_hi_bytes": 1e8}
+    t = replace(s, protocols={"LL": {**ll, "flat_tiers": 1, "by_algorithm": {"tree": tree}}})
+    assert "flat_tiers" not in t.protocol("LL", "tree") and t.protocol("LL", "ring")["flat_tiers"] == 1
+    # TOML round trip; describe() says it
+    assert System.from_dict(tomllib.loads(s.to_toml())) == s
+    assert "bandwidth x0.5, no size ramp on the innermost 1 tier(s)" in s.describe()
+
+
 def test_one_point_to_point_peer_gets_its_share_of_a_tier():
     # peer_share 0.25: one send/receive peer moves at a quarter of the tier (NCCL's 2 p2p
     # channels per network peer); k peers in flight at once reach min(1, k/4) of it.  The

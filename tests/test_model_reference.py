@@ -37,7 +37,9 @@ def _protocols(ntiers, extra):
     numbers of its own (as NCCL's Tree does), with or without size ramps of their own (as
     NCCL's tree correction table: on LL for every algorithm, on Simple for the tree); LL
     may run only on ranks inside the inner tiers (max_tiers, as NCCL's LL128 where the NIC
-    sits behind the host bridge), and Simple too (then wider ranks have no protocol)."""
+    sits behind the host bridge), and Simple too (then wider ranks have no protocol); both
+    may run with no size ramp on their innermost tiers (flat_tiers, as LL inside a node),
+    which the tree's own ramp overrides."""
     if extra is None:
         return {}
     algos = ("ring", "tree", "pairwise")
@@ -45,12 +47,13 @@ def _protocols(ntiers, extra):
              "eff_hi_bytes": 2.0 ** (extra[4] + 5)} if extra[2] else {})
     ll_tiers = {"max_tiers": min(extra[5], ntiers)} if extra[5] else {}
     simple_tiers = ll_tiers if extra[6] else {}
+    flat = {"flat_tiers": min(extra[7], ntiers)} if extra[7] else {}
     return {"LL": {"base_us": 0.0, "step_us": (0.0,) * ntiers, "bw_factor": 0.5,
-                   **ll_tiers, "algorithms": algos, **ramp,
+                   **ll_tiers, "algorithms": algos, **ramp, **flat,
                    "by_algorithm": {"ring": {"bw_factor_across": 0.3}}},
             "Simple": {"base_us": extra[0], "step_us": tuple(extra[1] * (k + 1)
                                                              for k in range(ntiers)),
-                       "bw_factor": 1.0, **simple_tiers, "algorithms": algos,
+                       "bw_factor": 1.0, **simple_tiers, **flat, "algorithms": algos,
                        "by_algorithm": {"tree": {"step_us": (extra[1] + 1.0,) * ntiers,
                                                  "bw_factor": 0.9, **ramp}}}}
 
@@ -67,7 +70,7 @@ systems_st = st.builds(
     st.booleans(), st.one_of(st.none(), st.tuples(st.floats(0, 10), st.floats(0, 15),
                                                    st.booleans(), st.floats(0.05, 1.0),
                                                    st.integers(6, 24), st.integers(0, 2),
-                                                   st.booleans())),
+                                                   st.booleans(), st.integers(0, 2))),
     st.sampled_from([(), ("hier(innet>tree)",), ("hier(ring>rhd)", "hier(mesh)")]),
     st.booleans(),
 )

@@ -84,8 +84,9 @@ class Plan:
     mul_hi: float = 1.0               # curves, at small / large sizes
     floor: float = 0.0                # us: the latency no algorithm can beat (latency_floor)
     # the protocol's own size ramp (eff_lo_factor, eff_lo_bytes, eff_hi_bytes) in place of
-    # the tiers' (NCCL's tree correction table; system.protocol_ramp); None: the tiers'
-    ramp: tuple[float, float, float] | None = None
+    # the tiers' (NCCL's tree correction table; NaN factor: none) and how many innermost
+    # tiers run with no ramp at all (system.plan_ramp); None: the tiers' ramps
+    ramp: tuple[float, float, float, int] | None = None
     coef: list[float] = field(default_factory=list)
     logscale: list[float] = field(default_factory=list)
 

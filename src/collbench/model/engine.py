@@ -19,7 +19,7 @@ from ..algorithms.base import Geometry, Plan, PlanContext, latency_floor
 from ..algorithms.hier import label_matches, parse_label
 from ..errors import InputError, NotApplicable
 from . import _kernels
-from .system import System, protocol_ramp
+from .system import System, plan_ramp
 
 MAX_PLANS = 20_000        # kernel rows of one compiled grid point (hier enumerates)
 
@@ -164,7 +164,7 @@ class Compiled:
                 if proto:           # (fresh plans: build() makes new ones each call)
                     d = system.protocol(proto, name)
                     f = system.protocol_bw_factor(proto, name, self.nranks)
-                    ramp = protocol_ramp(d)
+                    ramp = plan_ramp(d)
                     for pl in got:
                         pl.label = f"{pl.label}/{proto}"
                         pl.mul_hi, pl.mul_lo = pl.mul_hi * f, pl.mul_lo * f
@@ -232,15 +232,16 @@ def tier_arrays(system: System) -> tuple[np.ndarray, ...]:
             np.log([x.eff_lo_bytes for x in t]), np.log([x.eff_hi_bytes for x in t]))
 
 
-def pack_ramps(ramps: Sequence[tuple[float, float, float] | None]
+def pack_ramps(ramps: Sequence[tuple[float, float, float, int] | None]
                ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per plan row its protocol's own ramp or None, packed once for ``kernel_args``: the
-    rows that have one, and per such row (eff_lo_factor, log eff_lo_bytes, log eff_hi_bytes)."""
+    """Per plan row its protocol's own ramp or None (``system.plan_ramp``), packed once for
+    ``kernel_args``: the rows that have one, and per such row (eff_lo_factor or NaN, log
+    eff_lo_bytes, log eff_hi_bytes, innermost tiers with no ramp)."""
     rows = [r for r, x in enumerate(ramps) if x is not None]
     if not rows:
         return None
     v = np.array([ramps[r] for r in rows], dtype=float)
-    v[:, 1:] = np.log(v[:, 1:])
+    v[:, 1:3] = np.log(v[:, 1:3])
     return np.array(rows, dtype=np.intp), v
 
 
@@ -262,8 +263,12 @@ def kernel_args(coef: np.ndarray, lsc: np.ndarray, lat: Any, red: Any, mode: Any
     eff_lo = np.tile(eff_lo, (R, 1))
     if ramps is not None:
         rows, v = ramps
-        eff_lo[rows] = v[:, :1] * eff_hi
-        llo[rows], lhi[rows] = v[:, 1:2], v[:, 2:3]
+        own = np.isfinite(v[:, 0])              # a ramp of its own in place of the tiers'
+        r = rows[own]
+        eff_lo[r] = v[own, :1] * eff_hi
+        llo[r], lhi[r] = v[own, 1:2], v[own, 2:3]
+        flat = np.arange(T)[None, :] < v[:, 3:4]     # ... and no ramp on the innermost tiers
+        eff_lo[rows] = np.where(flat, eff_hi[None, :], eff_lo[rows])
     e_lo = np.broadcast_to(mul_lo, (R,))[:, None] * eff_lo
     e_hi = np.multiply.outer(np.broadcast_to(mul_hi, (R,)), eff_hi)
     c = np.ascontiguousarray

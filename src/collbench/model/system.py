@@ -141,7 +141,9 @@ class System:
     # algorithms run it}, and optionally a size ramp of its own ("eff_lo_factor",
     # "eff_lo_bytes", "eff_hi_bytes": NCCL's tree correction table) in place of the tiers',
     # and optionally "max_tiers": the protocol runs only on ranks that span at most that many
-    # tiers (NCCL turns LL128 off where a GPU reaches its NIC through the host bridge).
+    # tiers (NCCL turns LL128 off where a GPU reaches its NIC through the host bridge), and
+    # "flat_tiers": on the innermost that many tiers it runs at its bandwidth at every size
+    # (no size ramp there: LL's flagged stores need no pipeline to fill inside a node).
     # The cheapest (algorithm, protocol) wins, as in NCCL's tuner.  None: one implicit
     # protocol with the tiers' numbers as they are.
     protocols: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
@@ -186,6 +188,8 @@ class System:
         out = {**d, **o}
         if "bw_factor" in o and "bw_factor_across" not in o:
             out.pop("bw_factor_across", None)   # its own factor holds on every span
+        if any(k in o for k in RAMP_KEYS) and "flat_tiers" not in o:
+            out.pop("flat_tiers", None)         # its own ramp holds on every tier
         return out
 
     def protocol_bw_factor(self, name: str, algorithm: str, nranks: int) -> float:
@@ -207,6 +211,8 @@ class System:
         if ramp is not None:        # its own size ramp in place of the tiers'
             tiers = [replace(t, eff_lo=ramp[0] * t.eff_hi, eff_lo_bytes=ramp[1],
                              eff_hi_bytes=ramp[2]) for t in tiers]
+        flat = d.get("flat_tiers", 0)   # no size ramp at all on the innermost tiers
+        tiers = [replace(t, eff_lo=t.eff_hi) if i < flat else t for i, t in enumerate(tiers)]
         return replace(self, base_lat_us=self.base_lat_us + d["base_us"], tiers=tuple(tiers))
 
     def with_tier(self, index: int, **changes: Any) -> System:
@@ -262,7 +268,9 @@ class System:
                     + ("" if ramp is None else f", ramp x{ramp[0]:g} at {human(ramp[1], space=True)}"
                        f" -> x1 at {human(ramp[2], space=True)}")
                     + (f", only on ranks within {d['max_tiers']} tier(s)" if "max_tiers" in d
-                       else ""))
+                       else "")
+                    + (f", no size ramp on the innermost {d['flat_tiers']} tier(s)"
+                       if "flat_tiers" in d else ""))
         for name, d in self.protocols.items():
             lines.append(f"  protocol {name} ({', '.join(d['algorithms'])}): {numbers(d)}")
             lines += [f"    {algo}/{name}: {numbers(self.protocol(name, algo))}"
@@ -405,14 +413,24 @@ def _hier_plans(raw: Any, where: str) -> tuple[str, ...]:
 IMPLEMENTATION_KEYS = ("step_us", "base_us", "bw_factor", "bw_factor_lo")
 RAMP_KEYS = ("eff_lo_factor", "eff_lo_bytes", "eff_hi_bytes")
 PROTOCOL_KEYS = ("base_us", "step_us", "bw_factor", "bw_factor_across", *RAMP_KEYS,
-                 "max_tiers", "algorithms")
-OVERRIDE_KEYS = ("base_us", "step_us", "bw_factor", "bw_factor_across", *RAMP_KEYS)
+                 "flat_tiers", "max_tiers", "algorithms")
+OVERRIDE_KEYS = ("base_us", "step_us", "bw_factor", "bw_factor_across", *RAMP_KEYS,
+                 "flat_tiers")
 
 
 def protocol_algorithm(algorithm: str) -> str:
     """The name a protocol table knows an algorithm by: every hierarchical plan
     (``hier(innet>tree)``, ...) is ``hier`` there."""
     return "hier" if parse_label(algorithm) else algorithm
+
+
+def plan_ramp(d: dict[str, Any]) -> tuple[float, float, float, int] | None:
+    """What a plan running protocol table ``d`` carries to the kernel: its own size ramp
+    (NaN factor: none, the tiers' ramps) and how many innermost tiers run flat, or None."""
+    ramp, flat = protocol_ramp(d), int(d.get("flat_tiers", 0))
+    if ramp is None and not flat:
+        return None
+    return (*(ramp or (math.nan, 1.0, 2.0)), flat)
 
 
 def protocol_ramp(d: dict[str, Any]) -> tuple[float, float, float] | None:
@@ -482,6 +500,9 @@ def _protocol_numbers(d: dict, ntiers: int, where: str, w: str, valid: tuple[str
     if "bw_factor_across" in d:
         out["bw_factor_across"] = _num(where, f"{w}.bw_factor_across", d["bw_factor_across"],
                                        lo=1e-6, hi=1.0)
+    if "flat_tiers" in d:
+        out["flat_tiers"] = _num(where, f"{w}.flat_tiers", d["flat_tiers"], lo=1, hi=ntiers,
+                                 integer=True)
     given = [k for k in RAMP_KEYS if k in d]
     if given:
         if len(given) != len(RAMP_KEYS):
