@@ -123,6 +123,24 @@ def test_a_latency_is_fitted_only_where_it_is_a_share_of_the_times():
     assert f2.system.tiers[1].lat_sw_us == pytest.approx(4.0, rel=0.03)
 
 
+def test_fit_is_the_engine_where_a_protocol_step_delta_is_negative():
+    # a protocol may take latency off a tier's step (Polaris's Tree/LL across Slingshot was
+    # once written so): the engine charges max(0, lat_sw_us + delta), and the fit's linear
+    # model must be built where that holds, or it fits another model (it had built it at
+    # lat_sw_us 0 and 1, where the step clamps to 0, so the tier's latency had no effect)
+    t = truth(two_tiers=True)
+    true = replace(t, protocols={"P": {"base_us": 0.0, "step_us": (0.0, -3.0), "bw_factor": 1.0,
+                                       "algorithms": ("ring", "rd", "rhd")}})
+    df = synthetic(true, ranks=(2, 8, 16, 32), algos=("mpi", "ring"))
+    base = replace(true, tiers=(true.tiers[0], replace(true.tiers[1], lat_sw_us=9.0)))
+    f = C.fit(df, base)
+    assert fitted_values(f)[("lat", 1)].fitted
+    assert f.system.tiers[1].lat_sw_us == pytest.approx(4.0, rel=0.03)
+    assert C.geomean_error(df.time_us, C.predict_rows(f.system, df)) < 0.005
+    # and the fit keeps every protocol step at or above 0: the tier's step stays >= 3
+    assert fitted_values(f)[("lat", 1)].lo == 3.0
+
+
 def test_fit_of_a_thousand_rows_converges():
     # no wall-clock bound here: the speed figure comes from benchmarks/speed_calibrate.py
     df = synthetic(truth(), ranks=(2, 3, 4, 5, 6, 7, 8), algos=("mpi", "ring", "rd", "rhd", "tree"),

@@ -84,8 +84,23 @@ class Param:
     why: str = ""
 
 
-def _zero_lat(system: System, unit_tier=None) -> System:
-    tiers = tuple(replace(t, lat_hw_us=0.0, lat_sw_us=1.0 if k == unit_tier else 0.0)
+def step_deltas(system: System) -> list[float]:
+    """Per tier the most negative per-step latency any protocol (or an algorithm's table
+    under one) adds to it, 0 if none: its step stays at max(0, lat_sw_us + delta) in the
+    model, which is linear in lat_sw_us only above -delta."""
+    out = [0.0] * len(system.tiers)
+    for d in system.protocols.values():
+        for table in (d, *d.get("by_algorithm", {}).values()):
+            for k, x in enumerate(table.get("step_us", ())):
+                out[k] = min(out[k], x)
+    return out
+
+
+def _zero_lat(system: System, unit_tier=None, offset: float = 0.0) -> System:
+    """The system with every tier latency at ``offset`` (1 more on ``unit_tier``): the plans'
+    latencies there give the fit its linear model.  ``offset`` keeps every protocol's step
+    (lat_sw_us + its delta) above 0, where the model is linear."""
+    tiers = tuple(replace(t, lat_hw_us=0.0, lat_sw_us=offset + (1.0 if k == unit_tier else 0.0))
                   for k, t in enumerate(system.tiers))
     return replace(system, tiers=tiers, base_lat_us=0.0, implementations={}, calibration={})
 
@@ -106,8 +121,11 @@ def build_groups(system: System, df: pd.DataFrame):
     groups, skipped = [], {}
     keys = df.groupby(["collective", "nranks", "algorithm"], sort=True).indices
     T = len(system.tiers)
-    zero = _zero_lat(system)
-    units = [_zero_lat(system, k) for k in range(T)]
+    # built at a latency high enough for every protocol step (a negative delta included) to
+    # stay in the model's linear part; the offset is taken back out of L0 and PA0 below
+    off = -min(step_deltas(system)) + 1.0
+    zero = _zero_lat(system, offset=off)
+    units = [_zero_lat(system, k, offset=off) for k in range(T)]
     for (coll, p, algo), idx in keys.items():
         p = int(p)
         why = None
@@ -136,11 +154,12 @@ def build_groups(system: System, df: pd.DataFrame):
             ck = comps[k + 1]
             S[:, k] = ck.lat[members] - c0.lat[members]
             SP[:, k] = ck.pipe_a[members] - c0.pipe_a[members]
+        L0 = c0.lat[members] - S.sum(1) * off        # at zero tier latency (may be < 0 for
+        PA0 = c0.pipe_a[members] - SP.sum(1) * off   # a plan whose steps have negative deltas)
         groups.append(Group(
             coll, p, algo, impl, np.asarray(idx), df["nbytes"].to_numpy(float)[idx],
             c0.coef[members], c0.lsc[members], c0.mode[members], c0.pipe_d[members],
-            np.array([c0.plans[j].red for j in members]), c0.lat[members], S,
-            c0.pipe_a[members], SP, c0.floor[members],
+            np.array([c0.plans[j].red for j in members]), L0, S, PA0, SP, c0.floor[members],
             np.array([c0.plans[j].mul_hi for j in members]),
             [c0.plans[j].ramp for j in members]))
     return groups, sorted(skipped.items(), key=lambda kv: -kv[1])
@@ -219,8 +238,10 @@ def _params(system: System, groups, free_bw: bool):
     """Every parameter the model has for these groups, in identification priority order."""
     ps = []
     effmax = 1e3 if free_bw else 1.0
+    low = [max(0.0, -x) for x in step_deltas(system)]   # no protocol's step below 0
     for k, t in enumerate(system.tiers):
-        ps += [Param(f"tier {k} ({t.name}) lat_sw_us", "lat", k, False, 0.0, 1e5, t.lat_sw_us),
+        ps += [Param(f"tier {k} ({t.name}) lat_sw_us", "lat", k, False, low[k], 1e5,
+                     t.lat_sw_us),
                Param(f"tier {k} ({t.name}) eff_hi", "eff_hi", k, True, math.log(1e-4),
                      math.log(effmax), math.log(t.eff_hi)),
                Param(f"tier {k} ({t.name}) eff_lo", "eff_lo", k, True, math.log(1e-4),
