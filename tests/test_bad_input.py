@@ -93,6 +93,8 @@ def test_algorithm_that_does_not_fit():
      "peer_share=0 is outside \\[1e-06, 1.0\\]"),
     ("name = 'x'\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\nshared_gbps=-1\n",
      "shared_gbps=-1 is outside \\[0, 1000000000.0\\]"),
+    ("name = 'x'\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\nspans_hosts=1\n",
+     "spans_hosts must be true or false"),
     ("name = 'x'\nhier_plans='hier(innet>tree)'\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
      "hier_plans must be a list of hier\\(INNER>OUTER\\) labels"),
     ("name = 'x'\nhier_plans=['hier(ring>warp)']\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",

@@ -238,3 +238,25 @@ def test_sync_floor_fit_by_hand():
     assert small < 0.3
     assert validate(without_sync(s), case="alcf-sophia-n2g8-nccl222-allreduce-2"
                     ).error_all.iloc[0] > 4 * small
+
+
+def test_a_node_tier_that_spans_hosts_keeps_its_size(tmp_path):
+    """A GB200 NVL72 run on two trays (4 GPUs per host, 8 ranks) stays inside the NVLink
+    domain: the preset's node tier spans hosts, so GPUs per host do not shrink it. A DGX
+    H100 node tier is one host: 4 GPUs per host there puts the run across InfiniBand."""
+    held = tmp_path / "held"
+    (held / "raw").mkdir(parents=True)
+    i = "xx-h100-n1g8-allreduce"          # a real 8-GPU nccl-tests output
+    shutil.copy(case_path(i), held / "raw" / case_path(i).name)
+    (held / "index.tsv").write_text(f"id\tper_node\tsystem\n{i}\t4\tgb200-nvl72\n")
+    mine = validate(corpus=held)
+    whole = validate(case=i, system="gb200-nvl72")        # the shipped index: 8 per node
+    assert mine.per_node.iloc[0] == 4
+    assert mine.error_all.iloc[0] == pytest.approx(whole.error_all.iloc[0])
+    assert mine.algorithm.iloc[0] == whole.algorithm.iloc[0]
+    assert "hier" not in mine.algorithm.iloc[0] and "tree" not in mine.algorithm.iloc[0]
+    (held / "index.tsv").write_text(f"id\tper_node\tsystem\n{i}\t4\tdgx-h100\n")
+    split = validate(corpus=held)
+    assert split.error_all.iloc[0] != pytest.approx(whole.error_all.iloc[0])
+    h = collbench.model.system.load_system("gb200-nvl72")
+    assert h.tiers[0].spans_hosts and not collbench.model.system.load_system("dgx-h100").tiers[0].spans_hosts

@@ -68,6 +68,9 @@ class Tier:
     # the uplink of a PCIe switch every byte crosses when GPUs talk through host memory:
     # k chips of the group sending at once get min(bw_gbps, shared_gbps / k) each
     shared_gbps: float = 0.0
+    # the tier's chips sit in several hosts (NVLink across the compute trays of a GB200
+    # NVL72): a run's GPUs per host say nothing about how many share the tier
+    spans_hosts: bool = False
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def peer_rate(self, peers: int) -> float:
@@ -247,7 +250,8 @@ class System:
                  f"max {self.max_ranks:,} ranks"
                  + ("; its tree crosses 2 nodes once" if self.two_node_tree_once else "")]
         for i, t in enumerate(self.tiers):
-            flags = [t.topology] + (["in-switch reduction"] if t.innet else [])
+            flags = ([t.topology] + (["in-switch reduction"] if t.innet else [])
+                     + (["spans hosts"] if t.spans_hosts else []))
             if t.oversub != 1:
                 flags.append(f"oversub {t.oversub:g}:1")
             lines.append(
@@ -322,10 +326,11 @@ def _tier_from_dict(d: Any, where: str) -> Tier:
         if d["topology"] not in TOPOLOGIES:
             raise SystemFileError(f"{where}: topology {d['topology']!r} unknown; valid: {', '.join(TOPOLOGIES)}")
         kw["topology"] = d["topology"]
-    if "innet" in d:
-        if not isinstance(d["innet"], bool):
-            raise SystemFileError(f"{where}: innet must be true or false")
-        kw["innet"] = d["innet"]
+    for key in ("innet", "spans_hosts"):
+        if key in d:
+            if not isinstance(d[key], bool):
+                raise SystemFileError(f"{where}: {key} must be true or false")
+            kw[key] = d[key]
     if "sources" in d:
         if not isinstance(d["sources"], dict):
             raise SystemFileError(f"{where}: sources must be a table")

@@ -97,9 +97,11 @@ def _system(name: str, fitted: bool = False) -> System:
 
 def per_node_system(system: System, per_node: int) -> System:
     """The system with its node tier holding the GPUs per node a run used (rank placement:
-    collbench fills inner tiers first)."""
+    collbench fills inner tiers first).  A node tier that spans hosts (``spans_hosts``: a
+    GB200 NVL72's NVLink joins 18 hosts of 4 GPUs) stays whole: GPUs per host there do not
+    say how many GPUs share it."""
     t0 = system.tiers[0]
-    if per_node >= t0.size or len(system.tiers) < 2:
+    if per_node >= t0.size or len(system.tiers) < 2 or t0.spans_hosts:
         return system
     return replace(system, tiers=(replace(t0, size=per_node), *system.tiers[1:]))
 
