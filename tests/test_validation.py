@@ -260,3 +260,32 @@ def test_a_node_tier_that_spans_hosts_keeps_its_size(tmp_path):
     assert split.error_all.iloc[0] != pytest.approx(whole.error_all.iloc[0])
     h = collbench.model.system.load_system("gb200-nvl72")
     assert h.tiers[0].spans_hosts and not collbench.model.system.load_system("dgx-h100").tiers[0].spans_hosts
+
+
+def test_a_held_out_index_without_systems_maps_hardware(tmp_path):
+    """A held-out set indexed like the shipped corpus (no system column, ids collbench does
+    not know) is held against the system its hardware column names: the same errors as the
+    shipped cases on the same files; OSU runs and unknown parts are left out with a reason."""
+    held = tmp_path / "held"
+    (held / "raw").mkdir(parents=True)
+    shipped = {e["id"]: e for e in index()}
+    picks = {"h-h100": "xx-h100-n1g8-allreduce", "h-a100": "alcf-sophia-n2g8-nccl222-allreduce-2",
+             "h-mi300x": "rccl-mi300x-1node-allreduce", "h-osu": "osu-azure-aks-nd40v2-n4-allreduce",
+             "h-2080": "autodl-2080ti-x2-allreduce"}
+    cols = list(next(iter(shipped.values())))
+    lines = ["\t".join(cols)]
+    for new, old in picks.items():
+        src = case_path(old)
+        shutil.copy(src, held / "raw" / (new + src.suffix))
+        lines.append("\t".join(new if c == "id" else shipped[old][c] for c in cols))
+    (held / "index.tsv").write_text("\n".join(lines) + "\n")
+    assert "system" not in cols
+    got = validate(corpus=held).set_index("case")
+    for new, old in picks.items():
+        if new in ("h-osu", "h-2080"):
+            continue
+        ours = validate(case=old)
+        assert got.loc[new, "system"] == ours.system.iloc[0]
+        assert got.loc[new, "error_all"] == pytest.approx(ours.error_all.iloc[0])
+    assert "only nccl-tests / rccl-tests" in got.loc["h-osu", "note"]
+    assert "RTX 2080 Ti" in got.loc["h-2080", "note"] and "system column" in got.loc["h-2080", "note"]

@@ -24,7 +24,8 @@ def add_parser(sub) -> None:
     v.add_argument("--corpus", default=None,
                    help="another corpus folder laid out as the shipped one (index.tsv with "
                         "columns id, per_node and optionally system; raw/ID.* outputs), e.g. a "
-                        "held-out set")
+                        "held-out set; without a system column a case's gpu_or_npu column "
+                        "picks it (H100 -> dgx-h100, GB200 -> gb200-nvl72, ...)")
     v.add_argument("--all", action="store_true", help="also list the cases left out, and why")
     v.add_argument("--csv", default=None, help="write the per-case table (.csv or .json)")
     v.set_defaults(func=run)
