@@ -66,7 +66,12 @@ def test_algorithm_that_does_not_fit():
     ("name = 'x'\n[protocols.LL]\nalgorithms=['tree']\n[protocols.LL.tree]\nalgorithms=['ring']\n"
      "[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
      "protocols.LL.tree: unknown keys \\['algorithms'\\]; valid keys: base_us, step_us, bw_factor, "
-     "bw_factor_across, eff_lo_factor, eff_lo_bytes, eff_hi_bytes, flat_tiers$"),
+     "bw_factor_across, eff_lo_factor, eff_lo_bytes, eff_hi_bytes, flat_tiers, channel_bytes, "
+     "channel_bytes_per_rank$"),
+    ("name = 'x'\n[protocols.LL]\nchannel_bytes=0\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
+     "protocols.LL.channel_bytes=0 is outside \\[1, 1000000000000.0\\]"),
+    ("name = 'x'\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\nchannels=2.5\n",
+     "channels must be a whole number, got 2.5"),
     ("name = 'x'\n[protocols.LL]\nalgorithms=['tree']\n[protocols.LL.tree]\neff_lo_factor=0.5\n"
      "eff_lo_bytes=1024\n[[tiers]]\nname='t'\nsize=8\nbw_gbps=3\n",
      "protocols.LL.tree: a ramp needs all of eff_lo_factor, eff_lo_bytes, eff_hi_bytes; got "

@@ -141,6 +141,24 @@ def test_fit_is_the_engine_where_a_protocol_step_delta_is_negative():
     assert fitted_values(f)[("lat", 1)].lo == 3.0
 
 
+def test_fit_is_the_engine_where_channels_follow_the_size():
+    # a protocol with a channel threshold runs fewer channels on small sizes (the transfer
+    # there runs at n / (channels x channel_bytes) of its rate): the fit's model must carry
+    # that, or it fits a model the engine does not evaluate
+    t = truth(two_tiers=True)
+    true = replace(t, tiers=(t.tiers[0], replace(t.tiers[1], channels=4)),
+                   protocols={"P": {"base_us": 0.0, "step_us": (0.0, 0.0), "bw_factor": 1.0,
+                                    "channel_bytes": 4194304.0,
+                                    "algorithms": ("ring", "rd", "rhd")}})
+    assert true.protocol_channels("P", "ring", 16) == (4 * 4194304.0, 0.25)
+    df = synthetic(true, ranks=(2, 8, 16, 32), algos=("mpi", "ring"))
+    base = replace(true, tiers=(true.tiers[0], replace(true.tiers[1], lat_sw_us=9.0)))
+    f = C.fit(df, base)
+    assert f.system.tiers[1].channels == 4
+    assert C.geomean_error(df.time_us, C.predict_rows(f.system, df)) < 0.005
+    assert f.system.tiers[1].lat_sw_us == pytest.approx(4.0, rel=0.03)
+
+
 def test_fit_of_a_thousand_rows_converges():
     # no wall-clock bound here: the speed figure comes from benchmarks/speed_calibrate.py
     df = synthetic(truth(), ranks=(2, 3, 4, 5, 6, 7, 8), algos=("mpi", "ring", "rd", "rhd", "tree"),

@@ -29,6 +29,7 @@ tiers_st = st.builds(
     eff_hi_bytes=st.sampled_from([4194304.0, 268435456.0]),
     peer_share=st.sampled_from([1.0, 0.3]),
     shared_gbps=st.sampled_from([0.0, 0.0, 5.0, 300.0]),
+    channels=st.sampled_from([0, 0, 2, 16]),
 )
 
 def _protocols(ntiers, extra):
@@ -39,7 +40,8 @@ def _protocols(ntiers, extra):
     may run only on ranks inside the inner tiers (max_tiers, as NCCL's LL128 where the NIC
     sits behind the host bridge), and Simple too (then wider ranks have no protocol); both
     may run with no size ramp on their innermost tiers (flat_tiers, as LL inside a node),
-    which the tree's own ramp overrides."""
+    which the tree's own ramp overrides.  Both have channel thresholds (NCCL's: fewer
+    channels below channels x channel_bytes on a tier with channels; ring LL's x ranks)."""
     if extra is None:
         return {}
     algos = ("ring", "tree", "pairwise")
@@ -49,11 +51,13 @@ def _protocols(ntiers, extra):
     simple_tiers = ll_tiers if extra[6] else {}
     flat = {"flat_tiers": min(extra[7], ntiers)} if extra[7] else {}
     return {"LL": {"base_us": 0.0, "step_us": (0.0,) * ntiers, "bw_factor": 0.5,
-                   **ll_tiers, "algorithms": algos, **ramp, **flat,
-                   "by_algorithm": {"ring": {"bw_factor_across": 0.3}}},
+                   **ll_tiers, "algorithms": algos, **ramp, **flat, "channel_bytes": 4096.0,
+                   "by_algorithm": {"ring": {"bw_factor_across": 0.3,
+                                             "channel_bytes_per_rank": 4096.0}}},
             "Simple": {"base_us": extra[0], "step_us": tuple(extra[1] * (k + 1)
                                                              for k in range(ntiers)),
                        "bw_factor": 1.0, **simple_tiers, **flat, "algorithms": algos,
+                       "channel_bytes": 32768.0,
                        "by_algorithm": {"tree": {"step_us": (extra[1] + 1.0,) * ntiers,
                                                  "bw_factor": 0.9, **ramp}}}}
 

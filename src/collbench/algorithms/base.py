@@ -83,6 +83,10 @@ class Plan:
     mul_lo: float = 1.0               # implementation's efficiency relative to the tiers'
     mul_hi: float = 1.0               # curves, at small / large sizes
     floor: float = 0.0                # us: the latency no algorithm can beat (latency_floor)
+    # the library's channel count follows the size (System.protocol_channels): bytes of n at
+    # which every channel runs (0: always all) and the fraction one channel carries
+    chan_full: float = 0.0
+    chan_min: float = 1.0
     # the protocol's own size ramp (eff_lo_factor, eff_lo_bytes, eff_hi_bytes) in place of
     # the tiers' (NCCL's tree correction table; NaN factor: none) and how many innermost
     # tiers run with no ramp at all (system.plan_ramp); None: the tiers' ramps

@@ -68,6 +68,7 @@ class Group:
     floor: np.ndarray                 # physical latency floor per plan (not fitted)
     mul: np.ndarray                   # per plan: its protocol's bandwidth factor (not fitted)
     ramps: list                       # per plan: its protocol's own size ramp or None (not fitted)
+    chan: np.ndarray                  # [plans, 2]: its channel ramp (Plan.chan_full, chan_min)
 
 
 @dataclass
@@ -161,7 +162,7 @@ def build_groups(system: System, df: pd.DataFrame):
             c0.coef[members], c0.lsc[members], c0.mode[members], c0.pipe_d[members],
             np.array([c0.plans[j].red for j in members]), L0, S, PA0, SP, c0.floor[members],
             np.array([c0.plans[j].mul_hi for j in members]),
-            [c0.plans[j].ramp for j in members]))
+            [c0.plans[j].ramp for j in members], c0.chan[members]))
     return groups, sorted(skipped.items(), key=lambda kv: -kv[1])
 
 
@@ -189,6 +190,7 @@ class Model:
         self.SP = cat([g.SP for g in groups])
         self.mul = cat([g.mul for g in groups])
         self.ramps = pack_ramps([r for g in groups for r in g.ramps])
+        self.chan = cat([g.chan for g in groups])
         self.group = cat([np.full(len(g.L0), i, np.intc) for i, g in enumerate(groups)])
         impls = sorted({g.impl for g in groups if g.impl}, key=str)
         self.impls = impls
@@ -228,7 +230,7 @@ class Model:
                            self.red0 / rate, self.mode, self.pipe_d,
                            self.PA0 + (self.SP * a).sum(1), self.floor, self.group,
                            (self.bw, eff_lo, eff_hi, llo, lhi), flo * self.mul, f * self.mul,
-                           self.ramps)
+                           self.ramps, self.chan)
         out, choice = self.bufs
         _kernels.evaluate(self.sizes, *args, *out, choice, self.overlap)
         return out[0][self.at]

@@ -169,6 +169,8 @@ class Compiled:
                         pl.label = f"{pl.label}/{proto}"
                         pl.mul_hi, pl.mul_lo = pl.mul_hi * f, pl.mul_lo * f
                         pl.ramp = ramp
+                        pl.chan_full, pl.chan_min = system.protocol_channels(proto, name,
+                                                                             self.nranks)
                 pls += got
             if spec:
                 for pl in pls:
@@ -189,6 +191,7 @@ class Compiled:
         self.pipe_d = np.array([p.pipe_d for p in self.plans], dtype=float)
         self.pipe_a = np.array([p.pipe_a for p in self.plans], dtype=float)
         self.floor = np.array([p.floor for p in self.plans], dtype=float)
+        self.chan = np.array([(p.chan_full, p.chan_min) for p in self.plans], dtype=float)
         # a plan may belong to several groups (e.g. ring and auto): one kernel row per (plan, group)
         rows = [(j, g) for g, (_, members) in enumerate(self.groups) for j in members]
         idx = np.array([j for j, _ in rows], dtype=np.intp)
@@ -200,7 +203,7 @@ class Compiled:
             self.pipe_d[idx], self.pipe_a[idx], self.floor[idx], group, tier_arrays(s),
             np.array([self.plans[j].mul_lo for j in idx]),
             np.array([self.plans[j].mul_hi for j in idx]),
-            pack_ramps([self.plans[j].ramp for j in idx]))
+            pack_ramps([self.plans[j].ramp for j in idx]), self.chan[idx])
         # names for frames: per plan its algorithm and label
         self.plan_algorithms = [p.algorithm for p in self.plans]
         self.plan_labels = [p.label for p in self.plans]
@@ -249,12 +252,15 @@ def kernel_args(coef: np.ndarray, lsc: np.ndarray, lat: Any, red: Any, mode: Any
                 pipe_a: Any, floor: Any, group: Any, tiers: tuple[np.ndarray, ...],
                 mul_lo: Any = 1.0,
                 mul_hi: Any = 1.0,
-                ramps: tuple[np.ndarray, np.ndarray] | None = None
+                ramps: tuple[np.ndarray, np.ndarray] | None = None,
+                chan: np.ndarray | None = None
                 ) -> tuple[np.ndarray, ...]:
     """The kernel's arguments for plan rows (coef/logscale [rows, tiers], per-row latency,
     reduction us/byte, mode, pipelining, group) on tiers given by ``tier_arrays``;
     ``mul_lo``/``mul_hi`` (scalars or per row) scale the ends of each row's efficiency curve;
-    ``ramps`` (``pack_ramps``) puts a protocol's own ramp in place of the tiers' on its rows."""
+    ``ramps`` (``pack_ramps``) puts a protocol's own ramp in place of the tiers' on its rows;
+    ``chan`` [rows, 2]: per row the bytes at which every channel runs (0: always) and the
+    fraction one channel carries (``Plan.chan_full``, ``chan_min``)."""
     bw, eff_lo, eff_hi, llo, lhi = tiers
     R, T = coef.shape
     scale = np.exp(-lsc)                         # data of the sub-collective = n / scale
@@ -283,20 +289,23 @@ def kernel_args(coef: np.ndarray, lsc: np.ndarray, lat: Any, red: Any, mode: Any
         c(cb / e_hi),                                            # cb_hi
         c(lat, dtype=float), c(red, dtype=float), c(mode, dtype=np.intc),
         c(pipe_d, dtype=float), c(pipe_a, dtype=float), c(floor, dtype=float),
-        c(group, dtype=np.intc))
+        c(group, dtype=np.intc),
+        c(chan[:, 0] if chan is not None else np.zeros(R)),              # chan_full
+        c(chan[:, 1] if chan is not None else np.ones(R)))               # chan_min
 
 
 def evaluate_numpy(nbytes: np.ndarray, k_args: tuple[np.ndarray, ...], out: list[np.ndarray],
                    choice: np.ndarray, overlap: int = 0) -> None:
     """The kernel's formula vectorised with NumPy (used to check and to race the kernel)."""
     (cb, lo_n, hi_n, e_lo, e_hi, x0, slope, _, _, lat, red, mode, pipe_d, pipe_a, floor,
-     group) = k_args
+     group, cfull, cmin) = k_args
     x = np.asarray(nbytes, dtype=float)
     pos = x > 0
-    lx = np.log(np.where(pos, x, 1.0))
     ot, ol, ob, orr = out
     ot.fill(np.inf)
     for j in range(len(lat)):
+        # below cfull every channel keeps the bytes (and efficiency) it has there
+        lx = np.log(np.where(pos, np.maximum(x, cfull[j]), 1.0))
         b = np.zeros_like(x)
         for k in range(cb.shape[1]):
             c = cb[j, k]
@@ -308,6 +317,8 @@ def evaluate_numpy(nbytes: np.ndarray, k_args: tuple[np.ndarray, ...], out: list
             b = b + term if mode[j] == 0 else np.maximum(b, term)
         lt = np.full_like(x, lat[j])
         bt = x * b
+        if cfull[j] > 0.0:      # fewer channels below cfull: each carries the same bytes
+            bt = bt / np.clip(x / cfull[j], cmin[j], 1.0)
         d, a = pipe_d[j], pipe_a[j]
         if d > 1.0 and a > 0.0:
             kk = np.maximum(1.0, np.sqrt((d - 1.0) * bt / a))

@@ -60,11 +60,18 @@ def cost(system: Any, nranks: int, nbytes: float, *, collective: str = "allreduc
         return None
     for proto in protos:
         s = system
+        at = nbytes             # the size the transfer is evaluated at
         if proto:
             d = system.protocol(proto, name)
             f = d["bw_factor"]
             if "bw_factor_across" in d and len(RefLevels.levels(system, nranks)) > 1:
                 f = d["bw_factor_across"]
+            # fewer channels below their full size, each keeping the bytes it has there:
+            # the transfer of `full` bytes at n / (full x that share) of every link's rate
+            full, one = system.protocol_channels(proto, name, nranks)
+            if full > 0 and nbytes < full:
+                f *= max(one, nbytes / full) * full / nbytes
+                at = full
             s = system.with_protocol(proto, name)
             # the protocol's factor is on the data a link carries, not on the link: a shared
             # capacity keeps its ratio to the line rate
@@ -75,6 +82,9 @@ def cost(system: Any, nranks: int, nbytes: float, *, collective: str = "allreduc
         r = RefLevels(s, nranks, nbytes, ctx=ctx, collective=collective)
         try:
             lat, bw, redb = _flat(name, r)
+            if at != nbytes:        # latency (with its pipelining) and transfer from there
+                lat, bw, _ = _flat(name, RefLevels(s, nranks, at, ctx=ctx,
+                                                   collective=collective))
         except NotApplicable:
             return None
         # launch cost and the outermost spanned tier's synchronisation cost

@@ -71,6 +71,11 @@ class Tier:
     # the tier's chips sit in several hosts (NVLink across the compute trays of a GB200
     # NVL72): a run's GPUs per host say nothing about how many share the tier
     spans_hosts: bool = False
+    # channels that carry this tier's traffic where it is the outermost one spanned (NCCL:
+    # two per NIC across nodes, at most MAXCHANNELS); with a protocol's channel_bytes, sizes
+    # below channels x channel_bytes run on fewer of them (System.protocol_channels);
+    # 0: not modelled (a few channels fill the tier)
+    channels: int = 0
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def peer_rate(self, peers: int) -> float:
@@ -203,6 +208,23 @@ class System:
             return d["bw_factor_across"]
         return d["bw_factor"]
 
+    def protocol_channels(self, name: str, algorithm: str, nranks: int) -> tuple[float, float]:
+        """(bytes at which every channel runs, the fraction one channel carries) for protocol
+        ``name`` run by ``algorithm`` on ``nranks`` ranks, or (0, 1): not modelled.  NCCL
+        runs a collective on fewer channels while a size gives each fewer than its threshold
+        (``channel_bytes``: threads x bytes per thread; ring LL's grows with the ranks,
+        ``channel_bytes_per_rank``), so below channels x that the transfer runs at
+        n / (channels x channel_bytes) of the tiers' rate, never below one channel's share;
+        the channels are the outermost spanned tier's (``Tier.channels``)."""
+        if protocol_algorithm(algorithm) not in CHANNEL_ALGORITHMS:
+            return 0.0, 1.0
+        d = self.protocol(name, algorithm)
+        per, each = d.get("channel_bytes_per_rank"), d.get("channel_bytes")
+        ch = self.tiers[self.tiers_spanned(nranks) - 1].channels
+        if not ch or (per is None and each is None):
+            return 0.0, 1.0
+        return float(ch * (per * nranks if per is not None else each)), 1.0 / ch
+
     def with_protocol(self, name: str, algorithm: str | None = None) -> System:
         """The system as protocol ``name`` sees it when ``algorithm`` runs it: its base and
         per-step latencies added, its own size ramp if it has one (its bandwidth factor is
@@ -260,6 +282,7 @@ class System:
                 + (f"sync {t.sync_us:g} us, " if t.sync_us else "")
                 + (f"one p2p peer x{t.peer_share:g}, " if t.peer_share != 1 else "")
                 + (f"{t.shared_gbps:g} GB/s/dir shared by the group, " if t.shared_gbps else "")
+                + (f"{t.channels} channels, " if t.channels else "")
                 + ", ".join(flags))
             for key, src in t.sources.items():
                 lines.append(f"      {key}: {src}")
@@ -274,7 +297,11 @@ class System:
                     + (f", only on ranks within {d['max_tiers']} tier(s)" if "max_tiers" in d
                        else "")
                     + (f", no size ramp on the innermost {d['flat_tiers']} tier(s)"
-                       if "flat_tiers" in d else ""))
+                       if "flat_tiers" in d else "")
+                    + (f", a channel per {human(d['channel_bytes_per_rank'], space=True)} x ranks"
+                       if "channel_bytes_per_rank" in d else
+                       f", a channel per {human(d['channel_bytes'], space=True)}"
+                       if "channel_bytes" in d else ""))
         for name, d in self.protocols.items():
             lines.append(f"  protocol {name} ({', '.join(d['algorithms'])}): {numbers(d)}")
             lines += [f"    {algo}/{name}: {numbers(self.protocol(name, algo))}"
@@ -322,6 +349,8 @@ def _tier_from_dict(d: Any, where: str) -> Tier:
             kw[key] = _num(where, key, d[key], lo=1, hi=1e18)
     if "oversub" in d:
         kw["oversub"] = _num(where, "oversub", d["oversub"], lo=1, hi=1e6)
+    if "channels" in d:
+        kw["channels"] = _num(where, "channels", d["channels"], lo=0, hi=4096, integer=True)
     if "topology" in d:
         if d["topology"] not in TOPOLOGIES:
             raise SystemFileError(f"{where}: topology {d['topology']!r} unknown; valid: {', '.join(TOPOLOGIES)}")
@@ -417,10 +446,14 @@ def _hier_plans(raw: Any, where: str) -> tuple[str, ...]:
 
 IMPLEMENTATION_KEYS = ("step_us", "base_us", "bw_factor", "bw_factor_lo")
 RAMP_KEYS = ("eff_lo_factor", "eff_lo_bytes", "eff_hi_bytes")
+CHANNEL_KEYS = ("channel_bytes", "channel_bytes_per_rank")
 PROTOCOL_KEYS = ("base_us", "step_us", "bw_factor", "bw_factor_across", *RAMP_KEYS,
-                 "flat_tiers", "max_tiers", "algorithms")
+                 "flat_tiers", *CHANNEL_KEYS, "max_tiers", "algorithms")
 OVERRIDE_KEYS = ("base_us", "step_us", "bw_factor", "bw_factor_across", *RAMP_KEYS,
-                 "flat_tiers")
+                 "flat_tiers", *CHANNEL_KEYS)
+# the algorithms whose channel count follows the size (NCCL's collective thresholds; its
+# send/receive and NVLS/CollNet set their channels otherwise)
+CHANNEL_ALGORITHMS = ("ring", "tree")
 
 
 def protocol_algorithm(algorithm: str) -> str:
@@ -508,6 +541,9 @@ def _protocol_numbers(d: dict, ntiers: int, where: str, w: str, valid: tuple[str
     if "flat_tiers" in d:
         out["flat_tiers"] = _num(where, f"{w}.flat_tiers", d["flat_tiers"], lo=1, hi=ntiers,
                                  integer=True)
+    for key in CHANNEL_KEYS:
+        if key in d:
+            out[key] = _num(where, f"{w}.{key}", d[key], lo=1, hi=1e12)
     given = [k for k in RAMP_KEYS if k in d]
     if given:
         if len(given) != len(RAMP_KEYS):
