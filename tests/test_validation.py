@@ -224,8 +224,8 @@ def test_every_sync_floor_is_what_the_corpus_fit_gives_today():
 def test_sync_floor_fit_by_hand():
     """The fit is the median of measured - model at <= 1 KiB: on the DGX A100 cases (two
     nodes) the model without floors misses the small sizes by 10-40 us; with them an
-    all-reduce run is within 30% over all sizes, and without them at least 4x further off
-    (9% today; 45% without)."""
+    all-reduce run is within 30% over all sizes, and without them at least 3x further off
+    (9% today; 32% without; 45% before the channel thresholds took part of the gap)."""
     from collbench.validation.floors import fit_sync, residuals, without_sync
     r = residuals("dgx-a100")
     assert set(r.tier) == {1} and len(r) == 5
@@ -237,7 +237,7 @@ def test_sync_floor_fit_by_hand():
     small = validate(case="alcf-sophia-n2g8-nccl222-allreduce-2").error_all.iloc[0]
     assert small < 0.3
     assert validate(without_sync(s), case="alcf-sophia-n2g8-nccl222-allreduce-2"
-                    ).error_all.iloc[0] > 4 * small
+                    ).error_all.iloc[0] > 3 * small
 
 
 def test_a_node_tier_that_spans_hosts_keeps_its_size(tmp_path):
