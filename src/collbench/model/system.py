@@ -221,9 +221,13 @@ class System:
         d = self.protocol(name, algorithm)
         per, each = d.get("channel_bytes_per_rank"), d.get("channel_bytes")
         ch = self.tiers[self.tiers_spanned(nranks) - 1].channels
-        if not ch or (per is None and each is None):
+        if not ch:
             return 0.0, 1.0
-        return float(ch * (per * nranks if per is not None else each)), 1.0 / ch
+        if per is not None:
+            return float(ch * per * nranks), 1.0 / ch
+        if each is not None:
+            return float(ch * each), 1.0 / ch
+        return 0.0, 1.0
 
     def with_protocol(self, name: str, algorithm: str | None = None) -> System:
         """The system as protocol ``name`` sees it when ``algorithm`` runs it: its base and
