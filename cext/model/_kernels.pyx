@@ -89,12 +89,11 @@ def evaluate(const double[::1] nbytes,
                 # (and so the efficiency) it has there: the transfer of x at m of the rate
                 # (x / m is chan_full on the proportional part, x / chan_min below it)
                 xe = x
+                xm = x
                 if chan_full[j] > x:
                     xe = chan_full[j]
                     xm = x * icmin[j] if x < chan_min[j] * xe else xe
-                    if lmin[j] + xm * bmin[j] >= out_time[g, i]:
-                        continue
-                elif lmin[j] + x * bmin[j] >= out_time[g, i]:
+                if lmin[j] + xm * bmin[j] >= out_time[g, i]:
                     continue
                 have_lxe = False
                 lxe = 0.0
@@ -123,7 +122,7 @@ def evaluate(const double[::1] nbytes,
                     elif c > b:
                         b = c
                 lt = lat[j]
-                bt = (xm if xe != x else x) * b
+                bt = xm * b
                 d = pipe_d[j]
                 if d > 1.0 and pipe_a[j] > 0.0:
                     kk = sqrt((d - 1.0) * bt / pipe_a[j])

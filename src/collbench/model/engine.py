@@ -301,11 +301,12 @@ def evaluate_numpy(nbytes: np.ndarray, k_args: tuple[np.ndarray, ...], out: list
      group, cfull, cmin) = k_args
     x = np.asarray(nbytes, dtype=float)
     pos = x > 0
+    lx0 = np.log(np.where(pos, x, 1.0))
     ot, ol, ob, orr = out
     ot.fill(np.inf)
     for j in range(len(lat)):
         # below cfull every channel keeps the bytes (and efficiency) it has there
-        lx = np.log(np.where(pos, np.maximum(x, cfull[j]), 1.0))
+        lx = np.maximum(lx0, np.log(cfull[j])) if cfull[j] > 0.0 else lx0
         b = np.zeros_like(x)
         for k in range(cb.shape[1]):
             c = cb[j, k]
