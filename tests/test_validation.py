@@ -15,8 +15,10 @@ from collbench.validation import systems_dir
 from collbench.validation.cases import (
     _system,
     case_path,
+    case_rows,
     index,
     per_node_system,
+    repeat_spreads,
     summary,
     system_for,
     validate,
@@ -58,6 +60,58 @@ def test_summary_per_system_and_collective(table):
     s = summary(table)
     assert {"dgx-h100", "alcf-polaris", "snellius-h100"} <= set(s.system)
     assert (s.cases >= 1).all() and (s.within_targets <= s.cases).all()
+
+
+def test_spread_of_two_runs_is_half_their_distance(table):
+    # two runs of one setup (2 Snellius nodes, all-reduce, 8 ranks): each lies half their
+    # log distance from the median, from 1 MiB and over all sizes, computed from the files
+    a, b = "snellius-h100-2nodes-all-reduce-mpi", "snellius-h100-2nodes-all-reduce-stresstest"
+    ta = read_output(case_path(a)).frame.query("placement == 'out-of-place' and nbytes > 0")
+    tb = read_output(case_path(b)).frame.query("placement == 'out-of-place' and nbytes > 0")
+    m = ta.merge(tb, on="nbytes")
+    half = np.abs(np.log(m.time_us_x / m.time_us_y)) / 2
+    big = m.nbytes >= 1 << 20
+    for case in (a, b):
+        row = table[table.case == case].iloc[0]
+        assert row.repeats == 2
+        assert row.spread_all == pytest.approx(math.expm1(half.mean()))
+        assert row.spread_1m == pytest.approx(math.expm1(half[big].mean()))
+    assert 0 < table[table.case == a].spread_all.iloc[0] < 0.1
+
+
+def test_spread_against_the_median_of_several_runs(table):
+    # five Polaris runs of 8 nodes' all-reduce: the spread of each is its distance from the
+    # per-size median of the five, recomputed here
+    done = table.dropna(subset=["error_all"])
+    ids = [i for i in done.case.unique()
+           if i.startswith("alcf-polaris-n8-") and "allreduce" in i]
+    assert len(ids) == 5
+    t = pd.DataFrame({i: case_rows(i).groupby("nbytes").time_us.median() for i in ids})
+    lg = np.log(t)
+    dev = lg.sub(lg.median(axis=1), axis=0).abs()
+    for i in ids:
+        row = table[table.case == i].iloc[0]
+        assert row.repeats == 5
+        assert row.spread_all == pytest.approx(math.expm1(dev[i].mean()))
+    # one setup whose runs disagree more than the 10% target (the NCCL 2.21 runs)
+    assert table[table.case.isin(ids)].spread_1m.max() > 0.2
+
+
+def test_a_run_published_twice_is_not_a_repeat(table):
+    # odd-xx-h100-n10g8-multicoll-sendrecv holds the same numbers as xx-h100-n10g8-*:
+    # one run, so no spread
+    rows = table[table.case.isin(["odd-xx-h100-n10g8-multicoll-sendrecv",
+                                  "xx-h100-n10g8-allreduce"]) & (table.collective == "allreduce")]
+    assert len(rows) == 2 and rows.spread_all.isna().all() and rows.repeats.isna().all()
+    sizes = np.array([1 << 10, 1 << 20, 1 << 30])
+    t = np.array([10.0, 100.0, 1e4])
+    s = ("x", "allreduce", 8, 8)
+    out = repeat_spreads({0: (s, sizes, t), 1: (s, sizes, t * 1.21), 2: (s, sizes, t.copy()),
+                          3: (("y", "allreduce", 8, 8), sizes, t)})
+    assert set(out) == {0, 1, 2}                        # 3 has no repeat
+    for k in (0, 1, 2):
+        assert out[k][0] == pytest.approx(0.1) and out[k][1] == pytest.approx(0.1)
+        assert out[k][2] == 2                           # 0 and 2 are one run
 
 
 def test_rank_placement_follows_the_run():

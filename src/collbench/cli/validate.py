@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
+
 from ..errors import InputError
 from ..results.io import atomic_write, check_path
 from ..units import human
@@ -36,6 +39,18 @@ def _pct(x) -> str:
         if x < 0 else f"{x:.0%}"
 
 
+def _spread(a, b) -> str:
+    if b is None or (isinstance(b, float) and math.isnan(b)) or b is pd.NA:
+        return "-"
+    return f"{_pct(a)}/{_pct(b)}"
+
+
+def _gm(x) -> float:
+    """Geometric mean of 1 + error, less 1 (the summary's mean of errors)."""
+    x = pd.to_numeric(x, errors="coerce").dropna()
+    return float(np.expm1(np.log1p(x).mean())) if len(x) else math.nan
+
+
 def run(args) -> int:
     out = check_path(args.csv) if args.csv else None
     if args.fitted and args.system:
@@ -46,13 +61,13 @@ def run(args) -> int:
           "error = geometric mean of |predicted/measured - 1| in log terms"
           + ("; systems fitted to these cases (in-sample)" if args.fitted else ""))
     print(f"# {'case':<44s} {'system':<15s} {'collective':<14s} {'ranks':>6s} {'/node':>5s} "
-          f"{'rows':>5s} {'err>=1M':>8s} {'err all':>8s} {'worst at':>9s} {'worst':>7s}  "
-          "algo there / at the largest size")
+          f"{'rows':>5s} {'err>=1M':>8s} {'err all':>8s} {'worst at':>9s} {'worst':>7s} "
+          f"{'spread':>9s}  algo there / at the largest size")
     for r in done.itertuples():
         print(f"  {r.case:<44s} {r.system:<15s} {r.collective:<14s} {r.nranks:>6d} "
               f"{r.per_node:>5d} {r.rows:>5d} {_pct(r.error_1m):>8s} {_pct(r.error_all):>8s} "
-              f"{human(r.worst_size):>9s} {_pct(r.worst_error):>7s}  {r.worst_algorithm} / "
-              f"{r.algorithm}")
+              f"{human(r.worst_size):>9s} {_pct(r.worst_error):>7s} "
+              f"{_spread(r.spread_1m, r.spread_all):>9s}  {r.worst_algorithm} / {r.algorithm}")
     if args.all:
         for r in t[t.error_all.isna()].itertuples():
             print(f"# left out: {r.case}: {r.note}")
@@ -61,6 +76,14 @@ def run(args) -> int:
         print(f"# {r.system:<15s} {r.collective:<14s} {int(r.cases):>3d} case(s)  "
               f"from 1 MiB {_pct(r.error_1m):>6s}  all sizes {_pct(r.error_all):>6s}  "
               f"within targets {int(r.within_targets)}/{int(r.cases)}")
+    rep = done.dropna(subset=["spread_all"])
+    if len(rep):
+        print(f"# spread (from 1 MiB / all sizes): how far a run lies from the median of the "
+              f"corpus's runs of its setup (system, collective, ranks, per node); {len(rep)} case "
+              f"runs have repeats: mean spread {_pct(_gm(rep.spread_1m))} / "
+              f"{_pct(_gm(rep.spread_all))}, the model's error on them "
+              f"{_pct(_gm(rep.error_1m))} / {_pct(_gm(rep.error_all))}; no single prediction "
+              "gets below the mean spread of a setup's runs")
     print(f"# {len(done)} case runs compared; {int(t.error_all.isna().sum())} left out "
           "(--all says why)")
     if out:

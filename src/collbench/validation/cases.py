@@ -5,6 +5,12 @@ A case is one run of one corpus file (its out-of-place rows); the model is asked
 (the library's own choice, as nccl-tests measures it) at the run's rank count, with the node tier
 holding the GPUs per node the run used (``per_node`` in index.tsv).  Errors are geometric means
 of |log(predicted / measured)| expressed as percentages, from 1 MiB and over all sizes.
+
+Where the corpus holds other runs of the same setup (system, collective, ranks, GPUs per node),
+each case run also gets its *spread*: the same error measure between the run and the per-size
+median of all those runs.  No single prediction can be closer, averaged over the runs of a setup,
+than their mean spread: it is the part of a miss that the measurements themselves disagree on.
+Files that repeat another run's numbers exactly (the same run published twice) do not count.
 """
 from __future__ import annotations
 
@@ -51,7 +57,8 @@ CASE_SYSTEMS: list[tuple[str, str]] = [
 ]
 NO_MATCH = "no system matches this case"
 CASE_COLUMNS = ["case", "system", "collective", "nranks", "per_node", "rows", "error_1m",
-                "error_all", "worst_size", "worst_error", "worst_algorithm", "algorithm", "note"]
+                "error_all", "worst_size", "worst_error", "worst_algorithm", "algorithm",
+                "spread_1m", "spread_all", "repeats", "note"]
 
 
 def index(corpus: str | Path | None = None) -> list[dict[str, str]]:
@@ -158,6 +165,7 @@ def validate(system: str | System | None = None, case: str | None = None, *,
     ``raw/ID.*``; an index ``system`` column names each case's system, a preset or a TOML file
     relative to the folder), e.g. a held-out set."""
     rows = []
+    measured: dict[int, tuple[tuple, np.ndarray, np.ndarray]] = {}    # row -> setup, sizes, us
     chosen = load_system(system) if system is not None else None
     root = Path(corpus) if corpus is not None else corpus_dir()
     entries = [e for e in index(corpus) if case is None or fnmatch.fnmatch(e["id"], case)]
@@ -213,6 +221,7 @@ def validate(system: str | System | None = None, case: str | None = None, *,
             big = sizes >= 1 << 20
             lr = np.log(pred / meas)
             w = int(np.argmax(np.abs(lr)))
+            measured[len(rows)] = ((s.name, str(coll), p, pn), sizes, meas)
             rows.append({
                 "case": e["id"], "system": s.name, "collective": str(coll), "nranks": p,
                 "per_node": pn, "rows": len(g), "error_1m": _error(meas[big], pred[big]),
@@ -221,9 +230,52 @@ def validate(system: str | System | None = None, case: str | None = None, *,
                 "worst_algorithm": str(est.variant.iloc[w]),     # plan/protocol chosen there
                 "algorithm": str(est.variant.iloc[-1]),           # ... and at the largest size
                 "note": "" if df.run.nunique() == 1 else str(run)})
+    for i, (spread_1m, spread_all, repeats) in repeat_spreads(measured).items():
+        rows[i].update(spread_1m=spread_1m, spread_all=spread_all, repeats=repeats)
     out = pd.DataFrame(rows, columns=CASE_COLUMNS)
     return out.astype({"nranks": "Int64", "per_node": "Int64", "rows": "Int64",
-                       "worst_size": "Int64"})
+                       "worst_size": "Int64", "repeats": "Int64"})
+
+
+def repeat_spreads(runs: dict[int, tuple[tuple, np.ndarray, np.ndarray]]
+                   ) -> dict[int, tuple[float, float, int]]:
+    """Per run (key -> (setup, sizes, measured us)) that has other runs of its setup: its
+    spread from 1 MiB and over all sizes (geometric mean of |log(time / median of the
+    setup's runs at that size)| over the sizes two or more runs measured) and how many runs
+    the setup has.  A run whose times equal another's at every size they share is the same
+    run published twice: it gets the spread of that run and is counted once."""
+    setups: dict[tuple, list[int]] = {}
+    for k, (setup, _, _) in runs.items():
+        setups.setdefault(setup, []).append(k)
+    out: dict[int, tuple[float, float, int]] = {}
+    for keys in setups.values():
+        series = {k: pd.Series(runs[k][2], index=runs[k][1]).groupby(level=0).median()
+                  for k in keys}
+        distinct: list[int] = []
+        same: dict[int, int] = {}
+        for k in keys:
+            twin = next((d for d in distinct if _same_run(series[k], series[d])), None)
+            if twin is None:
+                distinct.append(k)
+            else:
+                same[k] = twin
+        if len(distinct) < 2:
+            continue
+        logs = pd.DataFrame({k: np.log(series[k]) for k in distinct})
+        logs = logs[logs.notna().sum(axis=1) >= 2]
+        dev = (logs.sub(logs.median(axis=1), axis=0)).abs()
+        big = dev.index.to_numpy() >= 1 << 20
+        for k in keys:
+            d = dev[same.get(k, k)].dropna()
+            b = dev.loc[big, same.get(k, k)].dropna()
+            out[k] = (float(np.expm1(b.mean())) if len(b) else math.nan,
+                      float(np.expm1(d.mean())) if len(d) else math.nan, len(distinct))
+    return out
+
+
+def _same_run(a: pd.Series, b: pd.Series) -> bool:
+    common = a.index.intersection(b.index)
+    return len(common) > 0 and bool(np.allclose(a[common], b[common], rtol=1e-9, atol=0))
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
