@@ -94,6 +94,32 @@ def test_full_mesh_ring_uses_one_link():
     assert ring.bandwidth_us == pytest.approx(7 * mesh2.bandwidth_us)
 
 
+def test_ring_across_nodes_loads_an_inner_tier_with_its_share_of_the_hops_by_hand():
+    # 16 ranks, 8 per node on 2 nodes: of the ring's 16 hops 14 stay inside a node and 2
+    # cross the network, so a chip's node link carries 14/16 of what it sends and its
+    # network link 1/8 (one chip in 8 leaves the node on each channel).  All-gather of
+    # 1e8 B: each rank sends 15/16 x 1e8; node tier 100 GB/s, network 20 GB/s (both
+    # efficiency 1): node 15/16 x 14/16 x 1e8 / 1e5 = 820.3 us, network 15/16 x 1/8 x 1e8 /
+    # 2e4 = 585.9 us; the slower sets the time
+    node = Tier("node", 8, 100.0, lat_sw_us=1.0)
+    net = Tier("net", 2, 20.0, lat_sw_us=2.0)
+    s = System("two", (node, net), base_lat_us=0.0)
+    r = one(s, 1e8, "ring", coll="all_gather", p=16)
+    assert r.bandwidth_us == pytest.approx(15 / 16 * 14 / 16 * 1e8 / 1e5)
+    assert r.latency_us == pytest.approx(14 * 1.0 + 1 * 2.0)
+    ref = reference.cost(s, 16, 1e8, algorithm="ring", collective="all_gather",
+                         library_only=False)
+    assert ref[2] == pytest.approx(r.bandwidth_us)
+    # a slower network binds instead: 15/16 x 1/8 x 1e8 / 1e4 = 1171.9 us
+    s = System("two", (node, replace(net, bw_gbps=10.0)), base_lat_us=0.0)
+    assert one(s, 1e8, "ring", coll="all_gather", p=16).bandwidth_us == pytest.approx(
+        15 / 16 / 8 * 1e8 / 1e4)
+    # one chip per node: the node tier carries nothing, the network all of it
+    s = System("two", (replace(node, size=1), replace(net, size=16)), base_lat_us=0.0)
+    assert one(s, 1e8, "ring", coll="all_gather", p=16).bandwidth_us == pytest.approx(
+        15 / 16 * 1e8 / 2e4)
+
+
 def test_tree_pipelines_its_hops_across_nodes_by_hand():
     # 8 ranks, 2 per node on 4 nodes; base 5 us.  Inside a node 2 ceil(log2 2) = 2 hops of
     # 1 us, paid once; across the nodes 2 ceil(log2 4) = 4 hops of 2 us, pipelined.  The
@@ -652,7 +678,8 @@ def test_ring_ll_runs_at_a_quarter_across_nodes():
     across = collbench.estimate(s, [n], nranks=16, algorithm="ring").iloc[0]
     # 2 (p-1)/p n through each link at the factor's share of 1e5 B/us
     assert inside.bandwidth_us == pytest.approx(2 * 3 / 4 * n / (0.5 * 1e5))
-    assert across.bandwidth_us == pytest.approx(2 * 15 / 16 * n / (0.25 * 1e5))
+    # across 4 nodes: a chip's node link carries 12 of the ring's 16 hops (the busier link)
+    assert across.bandwidth_us == pytest.approx(2 * 15 / 16 * 12 / 16 * n / (0.25 * 1e5))
     tree = collbench.estimate(s, [n], nranks=4, algorithm="tree").iloc[0]
     assert tree.bandwidth_us == pytest.approx(2 * n / (0.2 * 1e5))
     a2a = collbench.estimate(s, [n], nranks=16, algorithm="pairwise",

@@ -144,12 +144,16 @@ class Geometry:
                 return i
         return self.L - 1
 
+    def ring_hops(self) -> list[int]:
+        """Hops of a ring of p ranks whose outermost boundary is each tier: p - G1 inside
+        the innermost groups, G_i - G_i+1 at tier i (NCCL's intra-/inter-node steps)."""
+        c = [(self.p if self.p > 1 else 0)] + [g if g > 1 else 0 for g in self.G[1:]] + [0]
+        return [c[i] - c[i + 1] for i in range(self.L)]
+
     def ring_steps(self, rounds: int) -> list[int]:
         """Steps per tier for ``rounds`` trips around the ring (NCCL's split of ring
         latency into intra- and inter-node steps, generalised to any number of tiers)."""
-        c = [(self.p if self.p > 1 else 0)] + [g if g > 1 else 0 for g in self.G[1:]] + [0]
-        e = [c[i] - c[i + 1] for i in range(self.L)]
-        steps = [rounds * x for x in e]
+        steps = [rounds * x for x in self.ring_hops()]
         if self.p > 1:
             steps[self.L - 1] -= rounds
         return steps
