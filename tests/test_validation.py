@@ -144,6 +144,9 @@ def test_cli(tmp_path, cli):
     r = cli("validate", "--case", "snellius-*", "--all", "--csv", out)
     assert r.returncode == 0, r.stderr
     assert "snellius-h100-2nodes-all-reduce-mpi" in r.stdout and "within targets" in r.stdout
+    # the two 2-node all-reduce jobs are repeats of one setup: their spread is printed
+    line = next(x for x in r.stdout.splitlines() if "all-reduce-stresstest" in x)
+    assert "0%/3%" in line and "2 case runs have repeats" in r.stdout
     assert "left out: odd-snellius-h100-1gpu-allreduce-degenerate" not in r.stdout
     t = pd.read_csv(out)
     assert set(t.system.dropna()) == {"snellius-h100"} and len(t) == 7
