@@ -97,6 +97,15 @@ def test_spread_against_the_median_of_several_runs(table):
     assert table[table.case.isin(ids)].spread_1m.max() > 0.2
 
 
+def test_repeats_are_runs_of_one_hardware_whatever_system_holds_them():
+    # held against one system, the 16-rank 2-node runs of p5, MI300X and MI355X stay three
+    # setups (no spread), and the two Snellius jobs stay repeats of one
+    t = validate("dgx-h100", case="*2node*")
+    assert t[t.case.str.contains("mi3|aws-p5-2node")].spread_all.isna().all()
+    sn = t[t.case.str.startswith("snellius-h100-2nodes-all-reduce")]
+    assert len(sn) == 2 and (sn.repeats == 2).all()
+
+
 def test_a_run_published_twice_is_not_a_repeat(table):
     # odd-xx-h100-n10g8-multicoll-sendrecv holds the same numbers as xx-h100-n10g8-*:
     # one run, so no spread

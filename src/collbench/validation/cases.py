@@ -173,6 +173,7 @@ def validate(system: str | System | None = None, case: str | None = None, *,
         raise InputError(f"no corpus case matches {case!r}; e.g. 'xx-h100-*', 'alcf-polaris-n8-*'")
     for e in entries:
         own = (e.get("system") or "").strip()     # a corpus may name each case's system
+        hw = _hardware(e, own)                    # the setup's hardware, whatever is held to it
         if chosen is not None:
             sys_ = chosen
         elif own:
@@ -221,7 +222,7 @@ def validate(system: str | System | None = None, case: str | None = None, *,
             big = sizes >= 1 << 20
             lr = np.log(pred / meas)
             w = int(np.argmax(np.abs(lr)))
-            measured[len(rows)] = ((s.name, str(coll), p, pn), sizes, meas)
+            measured[len(rows)] = ((hw, str(coll), p, pn), sizes, meas)
             rows.append({
                 "case": e["id"], "system": s.name, "collective": str(coll), "nranks": p,
                 "per_node": pn, "rows": len(g), "error_1m": _error(meas[big], pred[big]),
@@ -235,6 +236,17 @@ def validate(system: str | System | None = None, case: str | None = None, *,
     out = pd.DataFrame(rows, columns=CASE_COLUMNS)
     return out.astype({"nranks": "Int64", "per_node": "Int64", "rows": "Int64",
                        "worst_size": "Int64", "repeats": "Int64"})
+
+
+def _hardware(entry: dict[str, str], own: str) -> str:
+    """What a case ran on, for grouping repeat runs: its own system (named by the index, by
+    the shipped patterns or by its part), else its part, else the case alone."""
+    if own:
+        return own
+    name, why = system_for(entry["id"])
+    if name is None and why == NO_MATCH:
+        name, _ = hardware_system(entry)
+    return name or (entry.get("gpu_or_npu") or "").strip() or entry["id"]
 
 
 def repeat_spreads(runs: dict[int, tuple[tuple, np.ndarray, np.ndarray]]
