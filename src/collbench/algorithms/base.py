@@ -150,6 +150,14 @@ class Geometry:
         c = [(self.p if self.p > 1 else 0)] + [g if g > 1 else 0 for g in self.G[1:]] + [0]
         return [c[i] - c[i + 1] for i in range(self.L)]
 
+    def ring_shares(self) -> list[float]:
+        """Per level, the share of what a chip sends in a ring (or chain) that its link of
+        that tier carries: an inner tier the hops that stay inside it (the library rotates
+        which chip leaves a group over its channels), the outermost one boundary every R
+        ranks."""
+        hops = self.ring_hops()
+        return [1 / self.R[i] if i == self.L - 1 else hops[i] / self.p for i in range(self.L)]
+
     def ring_steps(self, rounds: int) -> list[int]:
         """Steps per tier for ``rounds`` trips around the ring (NCCL's split of ring
         latency into intra- and inter-node steps, generalised to any number of tiers)."""
@@ -321,6 +329,12 @@ class RefLevels:
             if a // self.lv[i][2] != b // self.lv[i][2]:
                 lv = i
         return lv
+
+    def ring_shares(self) -> list[float]:
+        """Per level, the share of a chip's ring (or chain) traffic its tier link carries
+        (``Geometry.ring_shares``, from the ring's edges)."""
+        e = self.ring_edges()
+        return [1 / self.lv[i][2] if i == self.L - 1 else e[i] / self.p for i in range(self.L)]
 
     def ring_edges(self) -> list[int]:
         e = [0] * self.L

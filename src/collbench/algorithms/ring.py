@@ -17,19 +17,16 @@ SEGMENT_BYTES = 1 << 20     # pipelining unit of the real ring
 def ring_plan(g: Geometry, rounds: int, bytes_per_rank: float, red: float) -> Plan:
     """``rounds`` trips around the ring moving ``bytes_per_rank`` x n, reducing ``red`` x n.
     Each step moves a block of n / p and waits for the step before, so every tier's
-    efficiency is that of n / p bytes.  Of the ring's p hops, ``hops[i]`` cross tier i as
-    the outermost boundary (NCCL's intra- and inter-node steps): a chip sends on its tier-i
-    link for that share of the steps (the library rotates which chip leaves the group over
-    its channels), so an inner tier carries hops[i] / p of the data, not all of it; the
-    outermost tier spanned carries 1 / R of it (one boundary every R ranks)."""
+    efficiency is that of n / p bytes.  A chip's link of each tier carries its share of
+    what the chip sends (``Geometry.ring_shares``): an inner tier the share of the ring's
+    hops that stay inside it (NCCL's intra-node steps; the library rotates which chip leaves
+    the group over its channels), the outermost one boundary every R ranks."""
     plan = g.new("ring", mode=MAX)
     if g.p == 1:
         return plan
-    hops = g.ring_hops()
     for i, s in enumerate(g.ring_steps(rounds)):
         plan.lat += s * g.a[i]
-    for i in range(g.L):
-        share = 1 / g.R[i] if i == g.L - 1 else hops[i] / g.p
+    for i, share in enumerate(g.ring_shares()):
         g.add(plan, i, bytes_per_rank * g.lfc[i] * share)
         plan.logscale[g.ks[i]] -= math.log(g.p)
     plan.red += red / g.scale
@@ -57,11 +54,9 @@ def _plan_chain(g: Geometry, ctx: PlanContext) -> Plan:
     hops = sum(steps)
     plan.pipe_d = hops
     plan.pipe_a = sum(s * a for s, a in zip(steps, g.a)) / hops if hops else 0.0
-    per_tier = g.ring_hops()
-    for i in range(g.L):
+    for i, share in enumerate(g.ring_shares()):
         # every chip sends but the chain's last: one fewer sender in the outermost group;
         # an inner tier carries its share of the hops (ring_plan)
-        share = 1 / g.R[i] if i == g.L - 1 else per_tier[i] / g.p
         g.add(plan, i, g.lfc[i] * share, senders=g.R[i + 1] - (i == g.L - 1))
     plan.red += (1.0 if ctx.collective == "reduce" else 0.0) / g.scale
     return plan
@@ -92,7 +87,7 @@ def ring_reference(r: RefLevels, rounds: int, per_rank: float, red: float
     lat = sum(s * r.lat(i) for i, s in enumerate(steps))
     # a step moves n / p: each tier runs at the efficiency of n / p bytes; an inner tier
     # carries the share of the hops that cross it, the outermost one boundary per group
-    share = [1 / r.lv[i][2] if i == r.L - 1 else e[i] / r.p for i in range(r.L)]
+    share = r.ring_shares()
     bw = max(per_rank * r.m * r.link(i, True) * share[i] / r.rate(i, r.p)
              for i in range(r.L))
     return lat, bw, red * r.m
@@ -122,8 +117,7 @@ def _ref_chain(r: RefLevels, red: bool) -> tuple[float, float, float]:
     a = sum(x * r.lat(i) for i, x in enumerate(e)) / d
     # the chain's last chip does not send: the outermost group has one sender fewer; an
     # inner tier carries its share of the hops
-    h = r.ring_edges()
-    share = [1 / r.lv[i][2] if i == r.L - 1 else h[i] / r.p for i in range(r.L)]
+    share = r.ring_shares()
     nb = max(r.m * r.link(i, True) * share[i] / r.rate(i, senders=r.chips(i) - (i == r.L - 1))
              for i in range(r.L))
     return (*chain_pipeline(d, a, nb), r.m if red else 0.0)

@@ -173,18 +173,17 @@ def validate(system: str | System | None = None, case: str | None = None, *,
         raise InputError(f"no corpus case matches {case!r}; e.g. 'xx-h100-*', 'alcf-polaris-n8-*'")
     for e in entries:
         own = (e.get("system") or "").strip()     # a corpus may name each case's system
-        hw = _hardware(e, own)                    # the setup's hardware, whatever is held to it
+        name, why = (own, "") if own else _case_system(e)
+        # the setup's hardware (repeat runs are grouped by it), whatever is held to it
+        hw = name or (e.get("gpu_or_npu") or "").strip() or e["id"]
         if chosen is not None:
             sys_ = chosen
         elif own:
             sys_ = load_system(str(root / own) if own.endswith(".toml") else own)
+        elif name is None:
+            rows.append({"case": e["id"], "system": "", "note": why})
+            continue
         else:
-            name, why = system_for(e["id"])
-            if name is None and why == NO_MATCH:
-                name, why = hardware_system(e)
-            if name is None:
-                rows.append({"case": e["id"], "system": "", "note": why})
-                continue
             sys_ = _system(name, fitted)
         path = _output(root, e["id"])
         if path is None:
@@ -238,15 +237,13 @@ def validate(system: str | System | None = None, case: str | None = None, *,
                        "worst_size": "Int64", "repeats": "Int64"})
 
 
-def _hardware(entry: dict[str, str], own: str) -> str:
-    """What a case ran on, for grouping repeat runs: its own system (named by the index, by
-    the shipped patterns or by its part), else its part, else the case alone."""
-    if own:
-        return own
+def _case_system(entry: dict[str, str]) -> tuple[str | None, str]:
+    """The system of a case whose index names none: by the shipped patterns, else by its
+    part (``hardware_system``); (None, why) where neither knows it."""
     name, why = system_for(entry["id"])
     if name is None and why == NO_MATCH:
-        name, _ = hardware_system(entry)
-    return name or (entry.get("gpu_or_npu") or "").strip() or entry["id"]
+        name, why = hardware_system(entry)
+    return name, why
 
 
 def repeat_spreads(runs: dict[int, tuple[tuple, np.ndarray, np.ndarray]]
