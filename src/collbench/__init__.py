@@ -19,7 +19,9 @@ from .model import (  # noqa: E402
                     versus,
 )
 from .results import SCHEMA_COLUMNS, read_results, write_results  # noqa: E402
+from .validation.checked import Checked, checked  # noqa: E402
 
 __all__ = ["estimate", "sweep", "planner", "versus", "Planner", "Estimates", "systems", "preset",
            "load_system", "System", "Tier", "ALGORITHMS", "COLLECTIVES", "SCHEMA_COLUMNS",
-           "read_results", "write_results", "CollbenchError", "errors", "__version__"]
+           "read_results", "write_results", "checked", "Checked", "CollbenchError", "errors",
+           "__version__"]

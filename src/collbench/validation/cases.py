@@ -56,7 +56,8 @@ CASE_SYSTEMS: list[tuple[str, str]] = [
     ("other-*", "-not nccl-tests output"),
 ]
 NO_MATCH = "no system matches this case"
-CASE_COLUMNS = ["case", "system", "collective", "nranks", "per_node", "rows", "error_1m",
+CASE_COLUMNS = ["case", "system", "collective", "nranks", "per_node", "rows", "min_bytes",
+                "max_bytes", "error_1m",
                 "error_all", "worst_size", "worst_error", "worst_algorithm", "algorithm",
                 "spread_1m", "spread_all", "repeats", "note"]
 
@@ -156,14 +157,16 @@ def _error(meas: np.ndarray, pred: np.ndarray) -> float:
 
 
 def validate(system: str | System | None = None, case: str | None = None, *,
-             fitted: bool = False, corpus: str | Path | None = None) -> pd.DataFrame:
+             fitted: bool = False, corpus: str | Path | None = None,
+             held_by: str | None = None) -> pd.DataFrame:
     """One row per (case, run, collective): errors of ``auto``'s estimates against the
     measurement.  ``system``: hold every case against this system instead of its own;
     ``case``: a glob over corpus ids; ``fitted``: each case's system as fitted to the corpus
     (in-sample: the cases were fitted to; ``fitted.fit_corpus`` also measures left-out cases);
     ``corpus``: another corpus folder laid out as the shipped one (``index.tsv`` and
     ``raw/ID.*``; an index ``system`` column names each case's system, a preset or a TOML file
-    relative to the folder), e.g. a held-out set."""
+    relative to the folder), e.g. a held-out set; ``held_by``: only the cases whose own system
+    is this one (a name)."""
     rows = []
     measured: dict[int, tuple[tuple, np.ndarray, np.ndarray]] = {}    # row -> setup, sizes, us
     chosen = load_system(system) if system is not None else None
@@ -174,6 +177,8 @@ def validate(system: str | System | None = None, case: str | None = None, *,
     for e in entries:
         own = (e.get("system") or "").strip()     # a corpus may name each case's system
         name, why = (own, "") if own else _case_system(e)
+        if held_by is not None and name != held_by:
+            continue
         # the setup's hardware (repeat runs are grouped by it), whatever is held to it
         hw = name or (e.get("gpu_or_npu") or "").strip() or e["id"]
         if chosen is not None:
@@ -224,7 +229,8 @@ def validate(system: str | System | None = None, case: str | None = None, *,
             measured[len(rows)] = ((hw, str(coll), p, pn), sizes, meas)
             rows.append({
                 "case": e["id"], "system": s.name, "collective": str(coll), "nranks": p,
-                "per_node": pn, "rows": len(g), "error_1m": _error(meas[big], pred[big]),
+                "per_node": pn, "rows": len(g), "min_bytes": int(sizes[0]),
+                "max_bytes": int(sizes[-1]), "error_1m": _error(meas[big], pred[big]),
                 "error_all": _error(meas, pred), "worst_size": int(sizes[w]),
                 "worst_error": float(np.exp(lr[w]) - 1),
                 "worst_algorithm": str(est.variant.iloc[w]),     # plan/protocol chosen there
@@ -234,7 +240,8 @@ def validate(system: str | System | None = None, case: str | None = None, *,
         rows[i].update(spread_1m=spread_1m, spread_all=spread_all, repeats=repeats)
     out = pd.DataFrame(rows, columns=CASE_COLUMNS)
     return out.astype({"nranks": "Int64", "per_node": "Int64", "rows": "Int64",
-                       "worst_size": "Int64", "repeats": "Int64"})
+                       "min_bytes": "Int64", "max_bytes": "Int64", "worst_size": "Int64",
+                       "repeats": "Int64"})
 
 
 def _case_system(entry: dict[str, str]) -> tuple[str | None, str]:
