@@ -59,6 +59,8 @@ def test_what_is_not_checked_says_why():
     # a changed system is not the one the runs checked
     s = replace(collbench.preset("dgx-h100"), base_lat_us=1.0)
     assert "differs from the shipped one" in str(collbench.checked(s, "allreduce", 8))
+    with pytest.raises(collbench.errors.InputError, match="unknown collective 'foo'; valid"):
+        collbench.checked("dgx-h100", "foo")
     # a corpus system by name
     c = collbench.checked("alcf-polaris", "allreduce", nranks=32)
     assert len(c.runs) >= 10 and c.closest.nranks == 32

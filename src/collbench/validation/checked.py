@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..algorithms import check_collective
 from ..errors import CollbenchError
 from ..model.system import System, load_system
 from ..units import human
@@ -79,6 +80,7 @@ def checked(system: str | System, collective: str = "allreduce",
     checked against the corpus's real runs; ``nranks``: also the run closest to that many
     ranks.  ``system`` may name a preset or a corpus system (``collbench validate``'s
     column).  Runs ``collbench validate`` over that system's cases once per process."""
+    check_collective(collective)
     if isinstance(system, str):
         given = _system(system) if system in system_names() else load_system(system)
     else:
