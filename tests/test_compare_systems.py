@@ -45,3 +45,15 @@ def test_cli(tmp_path, cli):
     assert r.returncode == 2 and "at least two" in r.stderr
     r = cli("compare-systems", "gb200-nvl72", "cloudmatrix384", "--nranks", "8,x")
     assert r.returncode == 2 and "comma list" in r.stderr
+
+
+def test_cli_says_how_far_real_runs_check_each_system(cli):
+    import collbench
+    r = cli("compare-systems", "cloudmatrix384", "dgx-h100", "--nranks", "8")
+    assert r.returncode == 0, r.stderr
+    assert "# how far real runs check each system" in r.stdout
+    assert "#   cloudmatrix384: not checked: the corpus has no run of cloudmatrix384" in r.stdout
+    line = next(x for x in r.stdout.splitlines() if x.startswith("#   dgx-h100: "))
+    for coll in ("allreduce", "all_gather", "all_to_all"):
+        assert collbench.checked("dgx-h100", coll).brief() in line
+    assert "allreduce: 7 runs at 4-80 ranks" in line

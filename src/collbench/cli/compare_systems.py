@@ -9,6 +9,7 @@ from ..errors import InputError
 from ..model.versus import DEFAULT_COLLECTIVES, versus
 from ..reports.plots import plot_versus
 from ..units import human, parse_size, size_range
+from ..validation.checked import checked
 from .common import add_size_args
 
 
@@ -84,6 +85,13 @@ def run(args) -> int:
         for p, g in s.groupby("nranks"):
             cells = ", ".join(f"{r.system} {r.time_us / 1e3:.2f} ms" for r in g.itertuples())
             print(f"#   {p:>7,} chips: {cells}")
+    print("#\n# how far real runs check each system (collbench validate, auto; geomean errors):")
+    for spec, name in zip(args.systems, v.systems):
+        got = [checked(spec, c) for c in colls]
+        if all(c.runs.empty and not c.collectives for c in got):
+            print(f"#   {name}: not checked: {got[0].reason}")
+        else:
+            print(f"#   {name}: " + "; ".join(c.brief() for c in got))
     for note in v.skipped:
         print(f"# left out: {note}")
     if args.plot:

@@ -70,6 +70,16 @@ class Checked:
                        f"{_pct(c.error_1m)} from 1 MiB, {_pct(c.error_all)} over all sizes")
         return out
 
+    def brief(self) -> str:
+        """One clause: '{collective}: N runs at A-B ranks, X% from 1 MiB / Y% over all sizes
+        (geomeans)', or why not checked."""
+        if self.runs.empty:
+            return f"{self.collective}: not checked ({self.reason})"
+        r = self.runs
+        return (f"{self.collective}: {len(r)} run{'s' if len(r) != 1 else ''} at "
+                f"{_span(r.nranks)} ranks, {_pct(_gm(r.error_1m))} from 1 MiB / "
+                f"{_pct(_gm(r.error_all))} over all sizes")
+
     def __str__(self) -> str:
         return "\n".join(self.lines())
 
