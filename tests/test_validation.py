@@ -21,6 +21,7 @@ from collbench.validation.cases import (
     repeat_spreads,
     summary,
     system_for,
+    twins,
     validate,
 )
 
@@ -121,6 +122,45 @@ def test_a_run_published_twice_is_not_a_repeat(table):
     for k in (0, 1, 2):
         assert out[k][0] == pytest.approx(0.1) and out[k][1] == pytest.approx(0.1)
         assert out[k][2] == 2                           # 0 and 2 are one run
+    runs = {0: (s, sizes, t), 1: (s, sizes, t * 1.21), 2: (s, sizes, t.copy())}
+    assert twins(runs) == {2: 0}                        # 2 repeats 0 ...
+    assert twins(runs, rank=lambda k: -k) == {0: 2}     # ... or 0 repeats 2, ranked so
+    # validate names the run a copy repeats (the file that is not an odd-* copy) and its
+    # summary counts that run once
+    copy = table[table.case.eq("odd-xx-h100-n10g8-multicoll-sendrecv")].set_index("collective")
+    assert copy.same_as.to_dict() == {
+        "allreduce": "xx-h100-n10g8-allreduce", "all_gather": "xx-h100-n10g8-allgather",
+        "reduce_scatter": "xx-h100-n10g8-reducescatter", "all_to_all": "xx-h100-n10g8-alltoall",
+        "sendrecv": pytest.approx(math.nan, nan_ok=True)}
+    assert table[table.case.str.startswith("xx-h100-n10g8")].same_as.isna().all()
+    sm = summary(table).set_index(["system", "collective"])
+    assert sm.loc[("dgx-h100", "all_gather"), "cases"] == 2    # n1g8 and n10g8, not the copy
+    assert sm.loc[("pc-2080ti-pcie", "reduce"), "cases"] == 1   # only the odd-* file has it
+
+
+def test_a_left_out_fit_never_sees_a_copy_of_its_run(monkeypatch, tmp_path):
+    """fit_corpus drops a copy's rows (the odd-* log's excerpted runs) before any fit, so the
+    fit that leaves out xx-h100-n10g8-allgather has no 80-rank all-gather row at all, and
+    each run is reported once."""
+    from collbench.validation import fitted
+    seen = []
+
+    def record(name, cases, frames):
+        seen.append(pd.concat([frames[c].assign(case=c) for c in cases]))
+        return _system(name)
+    monkeypatch.setattr(fitted, "fit_one", record)
+    monkeypatch.setattr(fitted, "atomic_write", lambda *a, **k: None)
+    df = fitted.fit_corpus(tmp_path, names=["dgx-h100"], progress=lambda _: None)
+    full = seen[0]              # the in-sample fit: the copy file keeps its sendrecv only
+    copy = full[full.case == "odd-xx-h100-n10g8-multicoll-sendrecv"]
+    assert set(copy.collective.astype(str)) == {"sendrecv"}
+    assert ((full.collective == "all_gather") & (full.nranks == 80)).sum() > 0
+    # the left-out fit that predicts the 80-rank all-gather
+    loo = [f for f in seen[1:] if "xx-h100-n10g8-allgather" not in set(f.case)]
+    assert len(loo) == 1
+    assert not ((loo[0].collective == "all_gather") & (loo[0].nranks == 80)).any()
+    assert not df.duplicated(["collective", "nranks", "spec_all"]).any()
+    assert "odd-xx-h100-n10g8-multicoll-sendrecv" in set(df.case)          # its sendrecv
 
 
 def test_rank_placement_follows_the_run():

@@ -67,7 +67,9 @@ def run(args) -> int:
         print(f"  {r.case:<44s} {r.system:<15s} {r.collective:<14s} {r.nranks:>6d} "
               f"{r.per_node:>5d} {r.rows:>5d} {_pct(r.error_1m):>8s} {_pct(r.error_all):>8s} "
               f"{human(r.worst_size):>9s} {_pct(r.worst_error):>7s} "
-              f"{_spread(r.spread_1m, r.spread_all):>9s}  {r.worst_algorithm} / {r.algorithm}")
+              f"{_spread(r.spread_1m, r.spread_all):>9s}  {r.worst_algorithm} / {r.algorithm}"
+              + (f"  (the run of {r.same_as}, published twice)" if isinstance(r.same_as, str)
+                 else ""))
     if args.all:
         for r in t[t.error_all.isna()].itertuples():
             print(f"# left out: {r.case}: {r.note}")
@@ -84,8 +86,11 @@ def run(args) -> int:
               f"{_pct(_gm(rep.spread_all))}, the model's error on them "
               f"{_pct(_gm(rep.error_1m))} / {_pct(_gm(rep.error_all))}; no single prediction "
               "gets below the mean spread of a setup's runs")
-    print(f"# {len(done)} case runs compared; {int(t.error_all.isna().sum())} left out "
-          "(--all says why)")
+    copies = int(done.same_as.notna().sum())
+    print(f"# {len(done)} case runs compared"
+          + (f" ({len(done) - copies} distinct: {copies} repeat another file's run exactly and "
+             f"count once in the summary)" if copies else "")
+          + f"; {int(t.error_all.isna().sum())} left out (--all says why)")
     if out:
         atomic_write(out, t.to_json(orient="records", indent=1) if out.suffix == ".json"
                      else t.to_csv(index=False))

@@ -19,8 +19,10 @@ import fnmatch
 import glob
 import math
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,7 +61,7 @@ NO_MATCH = "no system matches this case"
 CASE_COLUMNS = ["case", "system", "collective", "nranks", "per_node", "rows", "min_bytes",
                 "max_bytes", "error_1m",
                 "error_all", "worst_size", "worst_error", "worst_algorithm", "algorithm",
-                "spread_1m", "spread_all", "repeats", "note"]
+                "spread_1m", "spread_all", "repeats", "same_as", "note"]
 
 
 def index(corpus: str | Path | None = None) -> list[dict[str, str]]:
@@ -238,6 +240,10 @@ def validate(system: str | System | None = None, case: str | None = None, *,
                 "note": "" if df.run.nunique() == 1 else str(run)})
     for i, (spread_1m, spread_all, repeats) in repeat_spreads(measured).items():
         rows[i].update(spread_1m=spread_1m, spread_all=spread_all, repeats=repeats)
+    # the same run published twice (a whole log and its excerpts): the copy names the run it
+    # repeats, preferring a file that is not one of the corpus's odd-* copies as the original
+    for i, j in twins(measured, rank=lambda k: (rows[k]["case"].startswith("odd-"), k)).items():
+        rows[i]["same_as"] = rows[j]["case"]
     out = pd.DataFrame(rows, columns=CASE_COLUMNS)
     return out.astype({"nranks": "Int64", "per_node": "Int64", "rows": "Int64",
                        "min_bytes": "Int64", "max_bytes": "Int64", "worst_size": "Int64",
@@ -253,31 +259,48 @@ def _case_system(entry: dict[str, str]) -> tuple[str | None, str]:
     return name, why
 
 
+def twins(runs: dict[int, tuple[tuple, np.ndarray, np.ndarray]],
+          rank: Callable[[int], Any] = lambda k: k) -> dict[int, int]:
+    """Per run (key -> (setup, sizes, measured us)) whose times equal another run's of its
+    setup at every size they share, the run it repeats: the same run published twice.  The
+    run ranked first by ``rank`` (a key) is the original."""
+    setups: dict[tuple, list[int]] = {}
+    for k, (setup, _, _) in runs.items():
+        setups.setdefault(setup, []).append(k)
+    same: dict[int, int] = {}
+    for keys in setups.values():
+        series = {k: _series(runs[k]) for k in keys}
+        distinct: list[int] = []
+        for k in sorted(keys, key=rank):
+            twin = next((d for d in distinct if _same_run(series[k], series[d])), None)
+            if twin is None:
+                distinct.append(k)
+            else:
+                same[k] = twin
+    return same
+
+
+def _series(run: tuple[tuple, np.ndarray, np.ndarray]) -> pd.Series:
+    return pd.Series(run[2], index=run[1]).groupby(level=0).median()
+
+
 def repeat_spreads(runs: dict[int, tuple[tuple, np.ndarray, np.ndarray]]
                    ) -> dict[int, tuple[float, float, int]]:
     """Per run (key -> (setup, sizes, measured us)) that has other runs of its setup: its
     spread from 1 MiB and over all sizes (geometric mean of |log(time / median of the
     setup's runs at that size)| over the sizes two or more runs measured) and how many runs
     the setup has.  A run whose times equal another's at every size they share is the same
-    run published twice: it gets the spread of that run and is counted once."""
+    run published twice (``twins``): it gets the spread of that run and is counted once."""
+    same = twins(runs)
     setups: dict[tuple, list[int]] = {}
     for k, (setup, _, _) in runs.items():
         setups.setdefault(setup, []).append(k)
     out: dict[int, tuple[float, float, int]] = {}
     for keys in setups.values():
-        series = {k: pd.Series(runs[k][2], index=runs[k][1]).groupby(level=0).median()
-                  for k in keys}
-        distinct: list[int] = []
-        same: dict[int, int] = {}
-        for k in keys:
-            twin = next((d for d in distinct if _same_run(series[k], series[d])), None)
-            if twin is None:
-                distinct.append(k)
-            else:
-                same[k] = twin
+        distinct = [k for k in keys if k not in same]
         if len(distinct) < 2:
             continue
-        logs = pd.DataFrame({k: np.log(series[k]) for k in distinct})
+        logs = pd.DataFrame({k: np.log(_series(runs[k])) for k in distinct})
         logs = logs[logs.notna().sum(axis=1) >= 2]
         dev = (logs.sub(logs.median(axis=1), axis=0)).abs()
         big = dev.index.to_numpy() >= 1 << 20
@@ -296,8 +319,11 @@ def _same_run(a: pd.Series, b: pd.Series) -> bool:
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per system and collective: cases, geometric-mean errors, and how many meet the targets
-    (<= 10% from 1 MiB, <= 20% over all sizes)."""
+    (<= 10% from 1 MiB, <= 20% over all sizes); a run published twice (``same_as``) counts
+    once."""
     t = table.dropna(subset=["error_all"])
+    if "same_as" in t:
+        t = t[t.same_as.isna()]
     if t.empty:
         return pd.DataFrame(columns=["system", "collective", "cases", "error_1m", "error_all",
                                      "within_targets"])

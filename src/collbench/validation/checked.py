@@ -122,12 +122,8 @@ def _runs(name: str) -> pd.DataFrame:
         df = validate(held_by=name)
     except CollbenchError:
         return _empty()
-    df = df.dropna(subset=["error_all"])
-    # the same run published twice (the corpus's odd-* copies of a whole log) counts once:
-    # same collective, ranks and sizes and the very same errors mean the same measurements
-    df = df.assign(_copy=df.case.str.startswith("odd-")).sort_values(["_copy", "case"])
-    same = ["collective", "nranks", "per_node", "rows", "min_bytes", "max_bytes", "error_all"]
-    return df.drop_duplicates(subset=same).drop(columns="_copy").reset_index(drop=True)
+    # the same run published twice (the corpus's odd-* copies of a whole log) counts once
+    return df.dropna(subset=["error_all"])[lambda d: d.same_as.isna()].reset_index(drop=True)
 
 
 def _empty() -> pd.DataFrame:

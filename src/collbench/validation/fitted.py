@@ -45,6 +45,14 @@ def training_cases(name: str) -> tuple[list[str], list[tuple[str, str]]]:
     return use, left
 
 
+def _copies(name: str) -> set[tuple[str, str, int]]:
+    """A validation system's runs published twice: (case, collective, ranks) of each copy
+    (validate's ``same_as``; the original stays)."""
+    runs = validate(held_by=name)
+    return {(r.case, str(r.collective), int(r.nranks))
+            for r in runs[runs.same_as.notna()].itertuples()}
+
+
 def fit_one(name: str, cases: list[str], frames: dict[str, pd.DataFrame]) -> System:
     from ..calibration.fitting import fit  # scipy: only fits need it
     df = pd.concat([frames[c] for c in cases], ignore_index=True)
@@ -71,6 +79,16 @@ def fit_corpus(out_dir: Path = FITTED_DIR, names: list[str] | None = None,
                 frames[c] = case_rows(c)
             except CollbenchError as exc:
                 left.append((c, f"not imported: {exc}"))
+        # a run published twice (a whole log and its excerpts, validate's same_as) is one run:
+        # fitted once and reported once; its copy's rows are dropped, so a left-out fit never
+        # sees the run it is held against
+        copies = _copies(name)
+        for c in list(frames):
+            drop = [(coll, p) for cc, coll, p in copies if cc == c]
+            if drop:
+                keep = ~pd.Series(list(zip(frames[c].collective.astype(str), frames[c].nranks)),
+                                  index=frames[c].index).isin(drop)
+                frames[c] = frames[c][keep]
         cases = [c for c in cases if c in frames and len(frames[c])]
         if not cases:
             continue
@@ -84,7 +102,8 @@ def fit_corpus(out_dir: Path = FITTED_DIR, names: list[str] | None = None,
             progress(f"# {name}: fit refused ({exc}); its cases keep the spec-based system")
             rows += [{"case": c, "system": name, "collective": r.collective, "nranks": r.nranks,
                       "spec_1m": r.error_1m, "spec_all": r.error_all}
-                     for c in cases for r in validate(case=c).itertuples()]
+                     for c in cases for r in validate(case=c).itertuples()
+                     if (c, str(r.collective), r.nranks) not in copies]
             continue
         atomic_write(path, fitted.to_toml())
         progress(f"# {name}: fitted to {len(cases)} case(s) "
@@ -100,6 +119,8 @@ def fit_corpus(out_dir: Path = FITTED_DIR, names: list[str] | None = None,
                 except CollbenchError as exc:
                     progress(f"#   {c}: the fit without it failed: {exc}")
             for k in range(len(spec)):
+                if (c, str(spec.collective.iloc[k]), spec.nranks.iloc[k]) in copies:
+                    continue
                 row = {"case": c, "system": name, "collective": spec.collective.iloc[k],
                        "nranks": spec.nranks.iloc[k],
                        "spec_1m": spec.error_1m.iloc[k], "spec_all": spec.error_all.iloc[k],
