@@ -7,7 +7,8 @@ collective (inside a node, across a network).  The model charges it once per col
 
 The fit: for each corpus case of a validation system and each of its runs, the median over
 sizes up to ``SMALL`` bytes of (measured time - ``auto``'s estimate with every ``sync_us`` at
-0); per outermost tier, the median over the runs, never below 0.  A system file that takes a
+0); per outermost tier, the median over the runs (a run published twice counted once), never
+below 0.  A system file that takes a
 fitted floor cites this module and the corpus cases listed here; ``python -m
 collbench.validation.floors`` prints them, and a test holds every file to it.
 """
@@ -22,7 +23,16 @@ import pandas as pd
 from ..algorithms.base import Geometry
 from ..model.api import estimate
 from ..model.system import System
-from .cases import _system, case_rows, index, per_node, per_node_system, system_for, system_names
+from .cases import (
+    _system,
+    case_rows,
+    index,
+    per_node,
+    per_node_system,
+    system_for,
+    system_names,
+    validate,
+)
 
 SMALL = 1024          # bytes: at and below this the time is latency only
 
@@ -35,6 +45,9 @@ def residuals(name: str) -> pd.DataFrame:
     """Per run of each corpus case held against ``name``: the outermost tier spanned and the
     median of measured - model (without floors) over the sizes up to ``SMALL``."""
     base = without_sync(_system(name))
+    runs = validate(held_by=name)
+    copies = {(r.case, str(r.collective), int(r.nranks))       # a run published twice: once
+              for r in runs[runs.same_as.notna()].itertuples()}
     rows = []
     for e in index():
         if system_for(e["id"])[0] != name:
@@ -44,7 +57,7 @@ def residuals(name: str) -> pd.DataFrame:
         for (_, coll, p), g in df[df.nbytes <= SMALL].groupby(["run", "collective", "nranks"],
                                                               observed=True):
             p = int(p)
-            if p > s.max_ranks:
+            if p > s.max_ranks or (e["id"], str(coll), p) in copies:
                 continue
             sizes = g.nbytes.to_numpy(np.int64)
             est = estimate(s, sizes, nranks=p, collective=str(coll), algorithm="auto")
