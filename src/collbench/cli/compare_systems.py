@@ -58,7 +58,7 @@ def run(args) -> int:
             head = f"# {'size':>8s}"
             for n in names:
                 head += f" {n[:22]:>22s} {'busbw':>7s} {'algo':>23s}"
-            head += "".join(f" {'ratio ' + n[:10]:>17s}" for n in names[1:])
+            head += "".join(f" {'ratio ' + n[:22]:>28s}" for n in names[1:])
             print(head)
             for size in sorted(set(show) | ({step} if step else set())):
                 row = g[g.nbytes == size].set_index("system")
@@ -68,7 +68,7 @@ def run(args) -> int:
                 for n in names:
                     r = row.loc[n]
                     line += f" {r.time_us:>19.1f} us {r.busbw_gbps:>7.1f} {r.algorithm[:23]:>23s}"
-                line += "".join(f" {row.loc[n].time_us / row.loc[names[0]].time_us:>17.2f}"
+                line += "".join(f" {row.loc[n].time_us / row.loc[names[0]].time_us:>28.2f}"
                                 for n in names[1:])
                 print(line + ("   <- --step" if step == size else ""))
             xo = v.crossovers[(v.crossovers.collective == coll) & (v.crossovers.nranks == p)]
