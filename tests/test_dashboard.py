@@ -51,7 +51,7 @@ def dashboard(tmp_path_factory):
                    env=env, check=True, capture_output=True, timeout=120)
     r = subprocess.run(asv + ["run", "--python=same", "--set-commit-hash", commit, "--quick",
                               "--machine", "ci", "--config", str(cfg), "--bench",
-                              "Kernel.time_cython|MeasuredAllreduce|Calibrate.time_fit"],
+                              "Kernel.time_cython|MeasuredAllreduce|Calibrate.time_fit|Fidelity"],
                        env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     results = list((tmp / "results" / "ci").glob("*.json"))
@@ -96,3 +96,33 @@ def test_dashboard_draws_a_graph_in_chromium(dashboard):
                            "--dump-dom", url + "#bench_run.MeasuredAllreduce.track_time_us"],
                           capture_output=True, text=True, timeout=120).stdout
     assert 'class="flot-base"' in grid and "track_time_us" in grid
+
+
+def test_fidelity_is_tracked_per_commit(dashboard):
+    """asv stored the model's errors against the corpus for this commit: the mean over the
+    distinct runs collbench validate compares, recomputed here, and the dashboard draws it."""
+    from collbench.validation.cases import validate
+    tmp, _, url = dashboard
+    t = validate()
+    t = t[t.error_all.notna() & t.same_as.isna()]
+    files = [p for p in (tmp / "results" / "ci").glob("*.json") if p.name != "machine.json"]
+    got = {}
+    for p in files:
+        res = json.loads(p.read_text())["results"]
+        for name in ("track_error_1m_pct", "track_error_all_pct", "track_runs_outside_targets"):
+            values, params = res[f"bench_fidelity.Fidelity.{name}"][:2]
+            got[name] = dict(zip(params[0], values))
+    assert got["track_error_1m_pct"]["'all'"] == pytest.approx(100 * t.error_1m.mean())
+    assert got["track_error_all_pct"]["'all'"] == pytest.approx(100 * t.error_all.mean())
+    miss = ~((t.error_1m.fillna(0) <= 0.10) & (t.error_all <= 0.20))
+    assert got["track_runs_outside_targets"]["'all'"] == miss.sum()
+    h = t[t.system == "dgx-h100"]
+    assert got["track_error_all_pct"]["'dgx-h100'"] == pytest.approx(100 * h.error_all.mean())
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("Chromium is not installed and cannot be installed here (not root): "
+                    "apt-get install chromium")
+    dom = subprocess.run([exe, *CHROME_FLAGS, f"--user-data-dir={tmp / 'chrome4'}", "--dump-dom",
+                          url + "#bench_fidelity.Fidelity.track_error_1m_pct"],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert 'class="flot-base"' in dom and "track_error_1m_pct" in dom
