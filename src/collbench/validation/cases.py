@@ -169,7 +169,7 @@ def validate(system: str | System | None = None, case: str | None = None, *,
     ``raw/ID.*``; an index ``system`` column names each case's system, a preset or a TOML file
     relative to the folder), e.g. a held-out set; ``held_by``: only the cases whose own system
     is this one (a name)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     measured: dict[int, tuple[tuple, np.ndarray, np.ndarray]] = {}    # row -> setup, sizes, us
     chosen = load_system(system) if system is not None else None
     root = Path(corpus) if corpus is not None else corpus_dir()
