@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
 from ..errors import InputError
 from ..results.io import atomic_write, check_path
 from ..units import human
-from ..validation.cases import summary, validate
+from ..validation.cases import geomean_error, summary, validate
 
 
 def add_parser(sub) -> None:
@@ -45,12 +44,6 @@ def _spread(a, b) -> str:
     return f"{_pct(a)}/{_pct(b)}"
 
 
-def _gm(x) -> float:
-    """Geometric mean of 1 + error, less 1 (the summary's mean of errors)."""
-    x = pd.to_numeric(x, errors="coerce").dropna()
-    return float(np.expm1(np.log1p(x).mean())) if len(x) else math.nan
-
-
 def run(args) -> int:
     out = check_path(args.csv) if args.csv else None
     if args.fitted and args.system:
@@ -82,9 +75,9 @@ def run(args) -> int:
     if len(rep):
         print(f"# spread (from 1 MiB / all sizes): how far a run lies from the median of the "
               f"corpus's runs of its setup (system, collective, ranks, per node); {len(rep)} case "
-              f"runs have repeats: mean spread {_pct(_gm(rep.spread_1m))} / "
-              f"{_pct(_gm(rep.spread_all))}, the model's error on them "
-              f"{_pct(_gm(rep.error_1m))} / {_pct(_gm(rep.error_all))}; no single prediction "
+              f"runs have repeats: mean spread {_pct(geomean_error(rep.spread_1m))} / "
+              f"{_pct(geomean_error(rep.spread_all))}, the model's error on them "
+              f"{_pct(geomean_error(rep.error_1m))} / {_pct(geomean_error(rep.error_all))}; no single prediction "
               "gets below the mean spread of a setup's runs")
     copies = int(done.same_as.notna().sum())
     print(f"# {len(done)} case runs compared"

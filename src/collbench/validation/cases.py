@@ -58,6 +58,7 @@ CASE_SYSTEMS: list[tuple[str, str]] = [
     ("other-*", "-not nccl-tests output"),
 ]
 NO_MATCH = "no system matches this case"
+TARGET_1M, TARGET_ALL = 0.10, 0.20      # the fidelity targets: from 1 MiB, over all sizes
 CASE_COLUMNS = ["case", "system", "collective", "nranks", "per_node", "rows", "min_bytes",
                 "max_bytes", "error_1m",
                 "error_all", "worst_size", "worst_error", "worst_algorithm", "algorithm",
@@ -328,17 +329,33 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["system", "collective", "cases", "error_1m", "error_all",
                                      "within_targets"])
 
-    def gm(x):
-        x = x.dropna()
-        return float(np.exp(np.mean(np.log1p(x))) - 1) if len(x) else math.nan
-
     return (t.groupby(["system", "collective"], sort=True)
             .apply(lambda g: pd.Series({
-                "cases": len(g), "error_1m": gm(g.error_1m), "error_all": gm(g.error_all),
-                "within_targets": int(((g.error_1m.fillna(0) <= 0.10)
-                                       & (g.error_all <= 0.20)).sum())}),
+                "cases": len(g), "error_1m": geomean_error(g.error_1m),
+                "error_all": geomean_error(g.error_all),
+                "within_targets": int(within_targets(g).sum())}),
                    include_groups=False)
             .reset_index())
+
+
+def geomean_error(x: pd.Series) -> float:
+    """Geometric mean of 1 + error, less 1 (how errors are averaged); NaN where none."""
+    x = pd.to_numeric(x, errors="coerce").dropna()
+    return float(np.expm1(np.log1p(x).mean())) if len(x) else math.nan
+
+
+def within_targets(t: pd.DataFrame) -> pd.Series:
+    """Per row of validate's table: within both targets (a run without sizes from 1 MiB
+    needs only the one over all sizes)."""
+    return (t.error_1m.fillna(0) <= TARGET_1M) & (t.error_all <= TARGET_ALL)
+
+
+def copies(name: str) -> set[tuple[str, str, int]]:
+    """(case, collective, ranks) of each run of system ``name``'s cases that repeats another
+    file's run (validate's ``same_as``; the original is not in the set)."""
+    runs = validate(held_by=name)
+    return {(r.case, str(r.collective), int(r.nranks))
+            for r in runs[runs.same_as.notna()].itertuples()}
 
 
 def _output(root: Path, case_id: str) -> Path | None:

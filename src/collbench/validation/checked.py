@@ -8,7 +8,6 @@ validate --system FILE`` holds it against every case)."""
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,9 +17,7 @@ from ..algorithms import check_collective
 from ..errors import CollbenchError
 from ..model.system import System, load_system
 from ..units import human
-from .cases import _system, system_names, validate
-
-TARGET_1M, TARGET_ALL = 0.10, 0.20      # the fidelity targets collbench validate reports
+from .cases import _system, geomean_error, system_names, validate, within_targets
 
 
 @dataclass(frozen=True)
@@ -51,15 +48,15 @@ class Checked:
             return [f"not checked against real runs: {self.reason}"]
         r = self.runs
         nodes = (r.nranks // r.per_node).astype(int)
-        within = int(((r.error_1m.fillna(0) <= TARGET_1M) & (r.error_all <= TARGET_ALL)).sum())
+        within = int(within_targets(r).sum())
         e1 = r.error_1m.dropna()
         head = (f"checked against real runs (collbench validate; auto, the library's choice): "
                 f"{len(r)} corpus run"
                 f"{'s' if len(r) != 1 else ''} of {self.collective} on {self.system}, "
                 f"{_span(r.nranks)} ranks on {_span(nodes)} node{'s' if nodes.max() > 1 else ''}, "
                 f"{human(int(r.min_bytes.min()))}-{human(int(r.max_bytes.max()))}")
-        errs = (f"error from 1 MiB {_pct_span(e1)} (geomean {_pct(_gm(e1))}), over all sizes "
-                f"{_pct_span(r.error_all)} (geomean {_pct(_gm(r.error_all))}); {within} of "
+        errs = (f"error from 1 MiB {_pct_span(e1)} (geomean {_pct(geomean_error(e1))}), over all sizes "
+                f"{_pct_span(r.error_all)} (geomean {_pct(geomean_error(r.error_all))}); {within} of "
                 f"{len(r)} within the targets (<= 10% from 1 MiB, <= 20% over all sizes)")
         out = [head, errs]
         c = self.closest
@@ -77,8 +74,8 @@ class Checked:
             return f"{self.collective}: not checked ({self.reason})"
         r = self.runs
         return (f"{self.collective}: {len(r)} run{'s' if len(r) != 1 else ''} at "
-                f"{_span(r.nranks)} ranks, {_pct(_gm(r.error_1m))} from 1 MiB / "
-                f"{_pct(_gm(r.error_all))} over all sizes")
+                f"{_span(r.nranks)} ranks, {_pct(geomean_error(r.error_1m))} from 1 MiB / "
+                f"{_pct(geomean_error(r.error_all))} over all sizes")
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
@@ -129,11 +126,6 @@ def _runs(name: str) -> pd.DataFrame:
 def _empty() -> pd.DataFrame:
     return pd.DataFrame(columns=["case", "collective", "nranks", "per_node", "min_bytes",
                                  "max_bytes", "error_1m", "error_all"])
-
-
-def _gm(x: pd.Series) -> float:
-    x = x.dropna().astype(float)
-    return float(np.exp(np.mean(np.log1p(x))) - 1) if len(x) else math.nan
 
 
 def _pct(x: float) -> str:

@@ -24,7 +24,17 @@ import pandas as pd
 from ..errors import CollbenchError, FitError
 from ..model.system import System
 from ..results.io import atomic_write
-from .cases import _system, case_rows, index, per_node, system_for, system_names, validate
+from .cases import (
+    _system,
+    case_rows,
+    copies,
+    geomean_error,
+    index,
+    per_node,
+    system_for,
+    system_names,
+    validate,
+)
 
 FITTED_DIR = Path(__file__).parent / "systems" / "fitted"
 
@@ -43,14 +53,6 @@ def training_cases(name: str) -> tuple[list[str], list[tuple[str, str]]]:
             continue
         use.append(e["id"])
     return use, left
-
-
-def _copies(name: str) -> set[tuple[str, str, int]]:
-    """A validation system's runs published twice: (case, collective, ranks) of each copy
-    (validate's ``same_as``; the original stays)."""
-    runs = validate(held_by=name)
-    return {(r.case, str(r.collective), int(r.nranks))
-            for r in runs[runs.same_as.notna()].itertuples()}
 
 
 def fit_one(name: str, cases: list[str], frames: dict[str, pd.DataFrame]) -> System:
@@ -82,13 +84,11 @@ def fit_corpus(out_dir: Path = FITTED_DIR, names: list[str] | None = None,
         # a run published twice (a whole log and its excerpts, validate's same_as) is one run:
         # fitted once and reported once; its copy's rows are dropped, so a left-out fit never
         # sees the run it is held against
-        copies = _copies(name)
-        for c in list(frames):
-            drop = [(coll, p) for cc, coll, p in copies if cc == c]
-            if drop:
-                keep = ~pd.Series(list(zip(frames[c].collective.astype(str), frames[c].nranks)),
-                                  index=frames[c].index).isin(drop)
-                frames[c] = frames[c][keep]
+        copied = copies(name)
+        for c, coll, p in copied:
+            if c in frames:
+                f = frames[c]
+                frames[c] = f[~((f.collective.astype(str) == coll) & (f.nranks == p))]
         cases = [c for c in cases if c in frames and len(frames[c])]
         if not cases:
             continue
@@ -103,7 +103,7 @@ def fit_corpus(out_dir: Path = FITTED_DIR, names: list[str] | None = None,
             rows += [{"case": c, "system": name, "collective": r.collective, "nranks": r.nranks,
                       "spec_1m": r.error_1m, "spec_all": r.error_all}
                      for c in cases for r in validate(case=c).itertuples()
-                     if (c, str(r.collective), r.nranks) not in copies]
+                     if (c, str(r.collective), r.nranks) not in copied]
             continue
         atomic_write(path, fitted.to_toml())
         progress(f"# {name}: fitted to {len(cases)} case(s) "
@@ -119,7 +119,7 @@ def fit_corpus(out_dir: Path = FITTED_DIR, names: list[str] | None = None,
                 except CollbenchError as exc:
                     progress(f"#   {c}: the fit without it failed: {exc}")
             for k in range(len(spec)):
-                if (c, str(spec.collective.iloc[k]), spec.nranks.iloc[k]) in copies:
+                if (c, str(spec.collective.iloc[k]), spec.nranks.iloc[k]) in copied:
                     continue
                 row = {"case": c, "system": name, "collective": spec.collective.iloc[k],
                        "nranks": spec.nranks.iloc[k],
@@ -138,12 +138,10 @@ def fit_corpus(out_dir: Path = FITTED_DIR, names: list[str] | None = None,
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per system and collective: geometric means of the spec's, the fit's and the left-out
     fit's errors (from 1 MiB and over all sizes)."""
-    def gm(x: pd.Series) -> float:
-        x = x.dropna()
-        return float(np.exp(np.mean(np.log1p(x))) - 1) if len(x) else float("nan")
     cols = ["spec_1m", "spec_all", "fit_1m", "fit_all", "loo_1m", "loo_all"]
     return (df.groupby(["system", "collective"], sort=True)
-            .apply(lambda g: pd.Series({"cases": len(g), **{c: gm(g[c]) for c in cols}}),
+            .apply(lambda g: pd.Series({"cases": len(g),
+                                        **{c: geomean_error(g[c]) for c in cols}}),
                    include_groups=False)
             .reset_index())
 

@@ -26,12 +26,12 @@ from ..model.system import System
 from .cases import (
     _system,
     case_rows,
+    copies,
     index,
     per_node,
     per_node_system,
     system_for,
     system_names,
-    validate,
 )
 
 SMALL = 1024          # bytes: at and below this the time is latency only
@@ -45,9 +45,7 @@ def residuals(name: str) -> pd.DataFrame:
     """Per run of each corpus case held against ``name``: the outermost tier spanned and the
     median of measured - model (without floors) over the sizes up to ``SMALL``."""
     base = without_sync(_system(name))
-    runs = validate(held_by=name)
-    copies = {(r.case, str(r.collective), int(r.nranks))       # a run published twice: once
-              for r in runs[runs.same_as.notna()].itertuples()}
+    copied = copies(name)                   # a run published twice counts once
     rows = []
     for e in index():
         if system_for(e["id"])[0] != name:
@@ -57,7 +55,7 @@ def residuals(name: str) -> pd.DataFrame:
         for (_, coll, p), g in df[df.nbytes <= SMALL].groupby(["run", "collective", "nranks"],
                                                               observed=True):
             p = int(p)
-            if p > s.max_ranks or (e["id"], str(coll), p) in copies:
+            if p > s.max_ranks or (e["id"], str(coll), p) in copied:
                 continue
             sizes = g.nbytes.to_numpy(np.int64)
             est = estimate(s, sizes, nranks=p, collective=str(coll), algorithm="auto")
